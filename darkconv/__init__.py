@@ -1,0 +1,7 @@
+"""darkconv: Darknet .cfg and .weights files as first-class PyTorch."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,3 @@
+from darkconv.cli import main
+
+main()
