@@ -1,0 +1,116 @@
+"""The ``darkconv`` command: a thin click group over the library.
+
+``main()`` is the one place where library errors become messages and exit codes:
+a :class:`~darkconv.errors.DarkconvError` prints ``error: path:line:col: message``
+(plus the offending line and a caret where known) and exits 2, never a traceback.
+Commands import torch only when they need it, so parse-side commands stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+import click
+
+from darkconv import __version__
+from darkconv.errors import DarkconvError
+
+__all__ = ["main", "cli"]
+
+DEVICE = click.Choice(["cpu", "cuda", "auto"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="darkconv")
+def cli() -> None:
+    """Darknet .cfg and .weights files as first-class PyTorch."""
+
+
+def echo_warnings(items) -> None:
+    for w in items:
+        click.echo(f"warning: {w}", err=True)
+
+
+@cli.command()
+@click.argument("cfg")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the machine-readable summary (no torch)."
+)
+@click.option(
+    "--summary", is_flag=True, help="Print the layer table only; do not build the torch model."
+)
+@click.option(
+    "--device", type=DEVICE, default="cpu", show_default=True, help="Where to build the model."
+)
+@click.option("--fuse", is_flag=True, help="Fold batch norm into the convolutions after building.")
+def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool) -> None:
+    """Parse CFG (a path or a shipped name like darknet53) and build the network.
+
+    Prints a Darknet-style table: index, type, filters, size/stride, input -> output,
+    BFLOPs, with totals (parameters, BFLOPs, expected .weights bytes).
+    """
+    from darkconv.graph import load_network
+
+    network = load_network(cfg)
+    echo_warnings(network.warnings)
+    if as_json:
+        click.echo(json.dumps(network.summary()))
+        return
+    from darkconv.summary import format_table
+
+    click.echo(format_table(network))
+    if summary:
+        return
+    from darkconv.build import build as build_model
+    from darkconv.build import pick_device
+
+    dev = pick_device(device)
+    model = build_model(network, device=dev)
+    if fuse:
+        model.fuse()
+    n = sum(p.numel() for p in model.parameters()) + sum(
+        b.numel()
+        for name, b in model.named_buffers()
+        if name.endswith(("running_mean", "running_var"))
+    )
+    click.echo(f"built {type(model).__name__} on {dev}: {n:,} parameters and statistics")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the group, turning library errors into one message."""
+    warnings.showwarning = _show_warning
+    try:
+        cli.main(args=argv, prog_name="darkconv", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DarkconvError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug in darkconv: say so in one line unless debugging
+        if os.environ.get("DARKCONV_DEBUG"):
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set DARKCONV_DEBUG=1 for a traceback)",
+            err=True,
+        )
+        sys.exit(70)
