@@ -1,7 +1,70 @@
-"""darkconv: Darknet .cfg and .weights files as first-class PyTorch."""
+"""darkconv: Darknet .cfg and .weights files as first-class PyTorch.
+
+The parse side (``load_network``, ``parse_network``, ``write_network``, the errors) imports
+no torch.  Torch-backed names (``build``, ``load``, ``DarknetModel``, ``read_weights``,
+``predict``, ``detect`` ...) are imported on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from darkconv.errors import (
+    CfgError,
+    CfgSyntaxError,
+    DarkconvError,
+    GraphError,
+    ImageError,
+    Span,
+    UnsupportedError,
+    WeightsError,
+)
+from darkconv.graph import Layer, Network, load_network, parse_network, write_network
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# name -> module that defines it; resolved lazily so `import darkconv` stays light.
+_LAZY = {
+    "build": "darkconv.build",
+    "load": "darkconv.build",
+    "DarknetModel": "darkconv.build",
+    "read_weights": "darkconv.weights",
+    "write_weights": "darkconv.weights",
+    "read_header": "darkconv.weights",
+    "save_state_dict": "darkconv.weights",
+    "load_state_dict": "darkconv.weights",
+    "predict": "darkconv.classifier",
+    "detect": "darkconv.detector",
+}
+
+__all__ = [
+    "__version__",
+    "CfgError",
+    "CfgSyntaxError",
+    "DarkconvError",
+    "GraphError",
+    "ImageError",
+    "Layer",
+    "Network",
+    "Span",
+    "UnsupportedError",
+    "WeightsError",
+    "load_network",
+    "parse_network",
+    "write_network",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'darkconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
