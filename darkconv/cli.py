@@ -16,6 +16,7 @@ import warnings
 import click
 
 from darkconv import __version__
+from darkconv.apps_cli import detect_command, predict_command
 from darkconv.errors import DarkconvError
 
 __all__ = ["main", "cli"]
@@ -114,3 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(70)
+
+
+cli.add_command(predict_command)
+cli.add_command(detect_command)

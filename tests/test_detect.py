@@ -235,3 +235,19 @@ def test_names_and_data_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         read_data_file(data)
     with pytest.raises(LabelsError, match="no such file"):
         read_names(tmp_path / "nope")
+
+
+def test_no_torch_and_lazy_api() -> None:
+    """The preprocessing/decoding modules stay torch-free; darkconv.predict/detect resolve lazily."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, darkconv.image, darkconv.detector, darkconv.classifier, darkconv.draw, "
+        "darkconv.labels, darkconv.apps, darkconv.apps_cli\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "import darkconv\n"
+        "assert darkconv.detect is darkconv.detector.detect\n"
+        "assert darkconv.predict is darkconv.classifier.predict\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
