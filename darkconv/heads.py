@@ -56,7 +56,7 @@ class Softmax(nn.Module):
     """``[softmax]`` (softmax_layer.c).  The flat input is split into ``groups`` contiguous chunks
     of ``inputs/groups`` values (not per pixel), each softmaxed with ``temperature``.  With a tree
     (``tree_groups`` = run lengths from :func:`read_tree_groups`) one softmax per run.  Values no
-    group covers keep Darknet's initial 0."""
+    group covers keep Darknet's initial 0.  A given ``error`` is raised by the forward."""
 
     def __init__(
         self,
@@ -64,9 +64,11 @@ class Softmax(nn.Module):
         groups: int = 1,
         temperature: float = 1.0,
         tree_groups: Sequence[int] | None = None,
+        error: Exception | None = None,
     ) -> None:
         super().__init__()
         self.inputs = inputs
+        self.error = error
         self.temperature = float(temperature)
         if tree_groups is not None:
             self.sizes = [int(s) for s in tree_groups]
@@ -79,6 +81,8 @@ class Softmax(nn.Module):
         self.out_shape = (0, 0, 0)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.error is not None:  # e.g. the tree file was missing when the model was built
+            raise self.error
         b = x.shape[0]
         flat = x.reshape(b, self.inputs)
         if self.uniform:
@@ -137,7 +141,7 @@ class Region(nn.Module):
     ``softmax`` a softmax over the classes per cell (entries ``coords+1 ..``, or
     ``classes+1`` entries from ``coords`` with ``background``) read from the raw input, else
     logistic on the classes.  ``tree=`` regions are not supported (Darknet's CPU output is not
-    usable there)."""
+    usable there; the builder passes an ``error`` that the forward raises)."""
 
     def __init__(
         self,
@@ -148,10 +152,12 @@ class Region(nn.Module):
         softmax: bool = False,
         background: bool = False,
         anchors: Sequence[float] = (),
+        error: Exception | None = None,
     ) -> None:
         super().__init__()
         c, h, w = in_shape
         self.in_shape = self.out_shape = (c, h, w)
+        self.error = error
         self.classes, self.coords, self.n = classes, coords, num
         self.softmax, self.background = bool(softmax), bool(background)
         self.anchors = tuple(float(a) for a in anchors)
@@ -169,6 +175,8 @@ class Region(nn.Module):
         self.soft = (first, first + classes + int(self.background)) if self.softmax else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.error is not None:
+            raise self.error
         b = x.shape[0]
         _, h, w = self.in_shape
         y = x.reshape(b, self.n, self.entries, h, w)

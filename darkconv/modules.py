@@ -34,6 +34,7 @@ __all__ = [
     "Local",
     "Connected",
     "ParamHolder",
+    "BN_MODES",
     "as_chw",
 ]
 
