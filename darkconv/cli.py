@@ -18,6 +18,7 @@ import click
 from darkconv import __version__
 from darkconv.apps_cli import detect_command, predict_command
 from darkconv.errors import DarkconvError
+from darkconv.run_cli import run_command, verify_command
 
 __all__ = ["main", "cli"]
 
@@ -119,3 +120,5 @@ def main(argv: list[str] | None = None) -> None:
 
 cli.add_command(predict_command)
 cli.add_command(detect_command)
+cli.add_command(run_command)
+cli.add_command(verify_command)
