@@ -19,6 +19,7 @@ from darkconv import __version__
 from darkconv.apps_cli import detect_command, predict_command
 from darkconv.errors import DarkconvError
 from darkconv.run_cli import run_command, verify_command
+from darkconv.weights_cli import weights as weights_command
 
 __all__ = ["main", "cli"]
 
@@ -29,6 +30,9 @@ DEVICE = click.Choice(["cpu", "cuda", "auto"])
 @click.version_option(__version__, prog_name="darkconv")
 def cli() -> None:
     """Darknet .cfg and .weights files as first-class PyTorch."""
+
+
+cli.add_command(weights_command)
 
 
 def echo_warnings(items) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from darkconv.errors import WeightsError
+from darkconv.statedict_io import atomic_writer, load_state_dict, save_state_dict
 from darkconv.weights_format import (
     DEFAULT_HEADER,
     Header,
@@ -44,6 +45,8 @@ __all__ = [
     "read_header",
     "read_weights",
     "write_weights",
+    "save_state_dict",
+    "load_state_dict",
     "plan_write",
     "layout",
     "cutoff_candidates",
@@ -308,8 +311,6 @@ def write_weights(
     writes); a transposed header stores connected matrices transposed again, so a file read by
     :func:`read_weights` is written back byte for byte.
     """
-    from darkconv.statedict_io import atomic_writer
-
     path = os.fspath(path)
     header, pairs = plan_write(state_dict, network, cutoff=cutoff)
     expected = weights_bytes(network, header, cutoff)

@@ -89,11 +89,14 @@ def main() -> None:
     jobs = {
         "weights -> .pth": ([py, "-m", "darkconv", "weights", w, "-o", pth], pth),
         "floor: numpy read + torch.save": ([py, "-c", FLOOR_SAVE, w, floor_pt], floor_pt),
-        ".pth -> weights": ([py, "-m", "darkconv", "weights", pth, "-o", back, "--cfg", "darknet53"], back),
+        ".pth -> weights": (
+            [py, "-m", "darkconv", "weights", pth, "-o", back, "--cfg", "darknet53"],
+            back,
+        ),
         "floor: torch.load + numpy write": ([py, "-c", FLOOR_LOAD, floor_pt, floor_bin], floor_bin),
     }
     results: dict[str, list[tuple[float, int]]] = {k: [] for k in jobs}
-    for name, (cmd, out) in jobs.items():  # warm-up: page cache, .pyc files
+    for cmd, out in jobs.values():  # warm-up: page cache, .pyc files
         run(cmd, out)
     for _ in range(args.reps):
         for name, (cmd, out) in jobs.items():
@@ -103,7 +106,10 @@ def main() -> None:
 
     med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
     rss = {k: max(r for _, r in v) for k, v in results.items()}
-    floors = {"weights -> .pth": "floor: numpy read + torch.save", ".pth -> weights": "floor: torch.load + numpy write"}
+    floors = {
+        "weights -> .pth": "floor: numpy read + torch.save",
+        ".pth -> weights": "floor: torch.load + numpy write",
+    }
     print(f"file: {size:,} bytes; {args.reps} interleaved repetitions, median wall time")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

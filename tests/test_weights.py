@@ -609,3 +609,17 @@ def test_library_nan_warning_and_size_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as err:
         read_weights(tmp_path / "zip.weights", net)
     assert "zip archive" in str(err.value)
+
+
+@pytest.mark.parametrize(("name", "wpath", "cfg", "cutoff"), CASES[:-1], ids=IDS[:-1])
+def test_model_state_dict_writes_the_same_file(
+    tmp_path: Path, name: str, wpath: Path, cfg: Path, cutoff: None
+) -> None:
+    # .weights -> .pth -> strict load into the built model -> model.state_dict() -> .weights.
+    build = pytest.importorskip("darkconv.build").build
+    net = load_network(cfg)
+    save_state_dict(tmp_path / "x.pth", read_weights(wpath, net)[1])
+    model = build(net)
+    model.load_state_dict(torch.load(tmp_path / "x.pth", weights_only=True))  # strict
+    write_weights(tmp_path / "back.weights", model.state_dict(), net)
+    assert (tmp_path / "back.weights").read_bytes() == wpath.read_bytes()
