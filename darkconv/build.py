@@ -11,6 +11,7 @@ Darknet's ``seen`` counter through a round trip.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,15 @@ class DarknetModel(nn.Module):
         self.keep = frozenset(s for s in keep if s >= 0)
         self.input_shape: Shape3 = network.input
         self.inputs = network.inputs
+        self.out_dims = tuple((la.output, la.outputs) for la in network.layers)
         self.batch_invariant = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The graph (read-only mappings) does not pickle; the forward does not need it, so a
+        # pickled model (torch.save(model)) comes back with ``network = None``.
+        state = self.__dict__.copy()
+        state["network"] = None
+        return state
 
     @property
     def seen(self) -> int:
@@ -283,10 +292,12 @@ class DarknetModel(nn.Module):
         dtype = next((p.dtype for p in self.parameters()), torch.float32)
         outs = self._run_batch(x.to(dtype), keep_all=True)
         result: dict[str, np.ndarray] = {}
-        for la, y in zip(self.network.layers, outs, strict=True):
+        for i, ((c, h, w), n) in enumerate(self.out_dims):
+            y = outs[i]
             assert y is not None
             arr = y.detach().to("cpu", torch.float32).contiguous().numpy()
-            result[f"layer_{la.index:03d}"] = arr.reshape(fixture_shape(la, x.shape[0]))
+            shape = (x.shape[0], c, h, w) if c * h * w == n else (x.shape[0], n)
+            result[f"layer_{i:03d}"] = arr.reshape(shape)
         return result
 
     def fuse(self) -> DarknetModel:
@@ -368,3 +379,14 @@ def load(
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
     return model.to(pick_device(device)).eval()
+
+
+class _CallableModule(type(os)):  # type: ignore[misc]
+    """``darkconv.build`` is both this module and (lazily exported) the :func:`build` function;
+    whichever one the package attribute ends up holding, calling it builds a model."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DarknetModel:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -293,3 +293,26 @@ def test_pick_device() -> None:
 
         with pytest.raises(DarkconvError):
             B.pick_device("cuda")
+
+
+def test_package_api_build_and_load() -> None:
+    import darkconv
+
+    folder = FIXTURES / "layers" / "conv_bn"
+    model = darkconv.load(folder / "case.cfg", folder / "case.weights", device="cpu")
+    assert isinstance(model, B.DarknetModel)
+    y = model(torch.from_numpy(np.load(folder / "input.npy")))
+    assert rel_err(y.numpy(), np.load(folder / "outputs.npz")["layer_000"]) <= 1e-5
+    # `darkconv.build` may hold the submodule or the function: both build
+    assert isinstance(darkconv.build(folder / "case.cfg"), B.DarknetModel)
+    assert isinstance(B(folder / "case.cfg"), B.DarknetModel)
+
+
+def test_whole_model_pickles(tmp_path: Path) -> None:
+    folder = FIXTURES / "layers" / "shortcut"
+    model = B.load(folder / "case.cfg", folder / "case.weights")
+    torch.save(model, tmp_path / "m.pt")
+    again = torch.load(tmp_path / "m.pt", weights_only=False)
+    x = np.load(folder / "input.npy")
+    a, b = model.darknet_outputs(x), again.darknet_outputs(x)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
