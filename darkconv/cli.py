@@ -17,6 +17,7 @@ import click
 
 from darkconv import __version__
 from darkconv.apps_cli import detect_command, predict_command
+from darkconv.bench_cli import bench as bench_command
 from darkconv.errors import DarkconvError
 from darkconv.run_cli import run_command, verify_command
 from darkconv.weights_cli import weights as weights_command
@@ -124,5 +125,6 @@ def main(argv: list[str] | None = None) -> None:
 
 cli.add_command(predict_command)
 cli.add_command(detect_command)
+cli.add_command(bench_command)
 cli.add_command(run_command)
 cli.add_command(verify_command)
