@@ -26,9 +26,9 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily so `import darkconv` stays light.
 _LAZY = {
-    "build": "darkconv.build",
-    "load": "darkconv.build",
-    "DarknetModel": "darkconv.build",
+    "build": "darkconv.builder",
+    "load": "darkconv.builder",
+    "DarknetModel": "darkconv.builder",
     "read_weights": "darkconv.weights",
     "write_weights": "darkconv.weights",
     "read_header": "darkconv.weights",

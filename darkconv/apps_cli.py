@@ -43,7 +43,7 @@ def _check_names(names: Sequence[str] | None, classes: int) -> None:
 
 
 def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed model
-    from darkconv.build import load
+    from darkconv.builder import load
 
     return load(cfg, weights, device=device)
 

@@ -128,7 +128,7 @@ def bench(
     Weights are random (timing only).  Ratios are to the first cfg, darknet53 by default.
     """
     from darkconv.bench import Settings, default_specs, format_table, run_bench, write_json
-    from darkconv.build import pick_device
+    from darkconv.builder import pick_device
     from darkconv.graph import load_network
 
     for cfg in cfgs:

@@ -5,7 +5,7 @@ child process can rebuild the same model to measure its peak RSS
 (``python -m darkconv.bench_models SPEC_JSON`` prints one JSON line).  :func:`prepare` turns a
 spec into a :class:`Prepared`: a zero-argument ``call`` running one synchronized forward pass.
 
-Kinds: ``darkconv`` (a cfg built by :func:`darkconv.build.build`, its random init),
+Kinds: ``darkconv`` (a cfg built by :func:`darkconv.builder.build`, its random init),
 ``torchvision`` and ``timm`` (hand-written references, random init, never downloaded), and
 ``opencv`` (``cv2.dnn.readNetFromDarknet`` on the same cfg text and a random ``.weights`` file of
 the right size, written beforehand by :func:`write_opencv_files`).
@@ -188,7 +188,7 @@ def _torch_model(spec: ModelSpec, s: Settings) -> tuple[Any, int, float, tuple[i
     import torch
 
     if spec.kind == "darkconv":
-        from darkconv.build import build
+        from darkconv.builder import build
 
         network = resized_network(spec.target, s.size)
         model = build(network)  # darkconv's random init: He-normal convolutions, BN identity
@@ -215,7 +215,7 @@ def _torch_model(spec: ModelSpec, s: Settings) -> tuple[Any, int, float, tuple[i
 def _prepare_torch(spec: ModelSpec, s: Settings) -> Prepared:
     import torch
 
-    from darkconv.build import pick_device
+    from darkconv.builder import pick_device
 
     model, params, bflops, chw = _torch_model(spec, s)
     notes: list[str] = []
@@ -341,7 +341,7 @@ def _child(payload: str) -> dict[str, float]:
     if spec.kind != "opencv":
         import torch
 
-        import darkconv.build  # noqa: F401
+        import darkconv.builder  # noqa: F401
 
         set_threads(settings.threads)
         if settings.device == "cuda":

@@ -33,9 +33,6 @@ def cli() -> None:
     """Darknet .cfg and .weights files as first-class PyTorch."""
 
 
-cli.add_command(weights_command)
-
-
 def echo_warnings(items) -> None:
     for w in items:
         click.echo(f"warning: {w}", err=True)
@@ -71,19 +68,19 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool) -> No
     click.echo(format_table(network))
     if summary:
         return
-    from darkconv.build import build as build_model
-    from darkconv.build import pick_device
+    from darkconv.builder import build as build_model
+    from darkconv.builder import pick_device
 
     dev = pick_device(device)
     model = build_model(network, device=dev)
+    # Darknet's parameter count is every stored float: weights, biases and BN statistics.
+    n = sum(t.numel() for k, t in model.state_dict().items() if k.startswith("layers."))
+    click.echo(
+        f"built {type(model).__name__} on {dev}: {n:,} stored values (cfg: {network.params:,})"
+    )
     if fuse:
         model.fuse()
-    n = sum(p.numel() for p in model.parameters()) + sum(
-        b.numel()
-        for name, b in model.named_buffers()
-        if name.endswith(("running_mean", "running_var"))
-    )
-    click.echo(f"built {type(model).__name__} on {dev}: {n:,} parameters and statistics")
+        click.echo("fused batch norm into the convolutions (Darknet's epsilon)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -91,10 +88,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the group, turning library errors into one message."""
-    warnings.showwarning = _show_warning
+    """Console entry point: run the group, turning library errors into one message.
+
+    Warnings (Python ``warnings`` from the library) print as ``warning: ...`` lines."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        _run(argv)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
-        cli.main(args=argv, prog_name="darkconv", standalone_mode=False)
+        # standalone_mode=False returns a command's exit code instead of raising SystemExit.
+        code = cli.main(args=argv, prog_name="darkconv", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -121,10 +126,15 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(70)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
-cli.add_command(predict_command)
-cli.add_command(detect_command)
-cli.add_command(bench_command)
-cli.add_command(run_command)
-cli.add_command(verify_command)
+for _command in (
+    weights_command,
+    run_command,
+    verify_command,
+    predict_command,
+    detect_command,
+    bench_command,
+):
+    cli.add_command(_command)

@@ -17,7 +17,7 @@ from darkconv.errors import DarkconvError
 if TYPE_CHECKING:
     import numpy as np
 
-    from darkconv.build import DarknetModel
+    from darkconv.builder import DarknetModel
 
 __all__ = ["run_command", "verify_command", "compare_outputs", "read_input", "relative_error"]
 
@@ -47,7 +47,7 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
 
 
 def _load(cfg: str, weights: str, device: str, bn: str) -> DarknetModel:
-    from darkconv.build import load
+    from darkconv.builder import load
     from darkconv.weights_cli import conv_hint
 
     return load(cfg, weights, device=device, bn_mode=bn, cutoff=conv_hint(weights))

@@ -24,7 +24,10 @@ class Record:
     key: str
     part: str
     shape: tuple[int, ...]
-    transpose: bool = False
+    # How the file stores a matrix record: "" as the tensor; "header" transposed when the
+    # header says so (connected matrices, load_connected_weights); "always" transposed
+    # (a flipped=1 convolution, load_convolutional_weights).
+    transpose: str = ""
 
     @property
     def count(self) -> int:
@@ -72,7 +75,7 @@ def _bn(prefix: str, n: int) -> tuple[Record, ...]:
 
 
 def conv_records(
-    n: int, c_in: int, size: int, bn: bool, prefix: str = "", op: str = "conv", transpose=False
+    n: int, c_in: int, size: int, bn: bool, prefix: str = "", op: str = "conv", transpose: str = ""
 ) -> tuple[Record, ...]:
     """load_convolutional_weights(): biases, [scales, mean, variance], weights."""
     bias = Record(f"{prefix}bn.bias" if bn else f"{prefix}{op}.bias", "biases", (n,))
@@ -84,7 +87,7 @@ def conv_records(
 def connected_records(inputs: int, outputs: int, bn: bool, prefix: str = "") -> tuple[Record, ...]:
     """load_connected_weights(): biases, weights, then [scales, mean, variance]: BN comes last."""
     bias = Record(f"{prefix}bn.bias" if bn else f"{prefix}fc.bias", "biases", (outputs,))
-    weight = Record(f"{prefix}fc.weight", "weights", (outputs, inputs), transpose=True)
+    weight = Record(f"{prefix}fc.weight", "weights", (outputs, inputs), transpose="header")
     return (bias, weight, *(_bn(prefix, outputs) if bn else ()))
 
 
@@ -106,7 +109,11 @@ def _convolutional(o, x: Ctx) -> Info:
     if oh <= 0 or ow <= 0:
         x.fail(f"size={size} is larger than the padded input {x.h}x{x.w}", "size")
     recs = conv_records(
-        n, x.c // groups, size, bool(o["batch_normalize"]), transpose=bool(o["flipped"])
+        n,
+        x.c // groups,
+        size,
+        bool(o["batch_normalize"]),
+        transpose="always" if o["flipped"] else "",
     )
     bflops = 2.0 * n * size * size * (x.c // groups) * oh * ow / 1e9
     return Info((n, oh, ow), x.h * x.w * x.c, n * oh * ow, recs, bflops)

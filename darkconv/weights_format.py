@@ -157,14 +157,12 @@ class Slot:
 
 
 def _record_transposed(layer: Layer, record: Record, header: Header) -> bool:
-    if not record.transpose:
-        return False
     # A flipped=1 convolution (load_convolutional_weights) is always stored transposed; a
     # connected matrix (load_connected_weights, also inside rnn/gru/lstm) only when the header
     # says so.
-    if record.key == "fc.weight" or record.key.endswith(".fc.weight"):
+    if record.transpose == "header":
         return header.transpose
-    return True
+    return record.transpose == "always"
 
 
 def layout(

@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from darkconv.cfg import parse_cfg
 from darkconv.graph import network_from_document, shipped_cfg_dir
@@ -73,7 +72,9 @@ def main() -> None:
         subprocess.run(cmd, check=True, capture_output=True)
         walls.append(time.perf_counter() - t)
     probe = "import sys, darkconv.cli, darkconv.graph; darkconv.graph.load_network('yolov3'); print('torch' in sys.modules)"
-    torch_loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip()
+    torch_loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True
+    ).stdout.strip()
     print(
         f"CLI `darkconv build yolov3 --json`: median {statistics.median(walls):.3f} s wall "
         f"(min {min(walls):.3f} s); torch imported by the parse side: {torch_loaded}"

@@ -47,7 +47,7 @@ def _inside_fixtures(name: str, rel: str) -> Path:
 
 @functools.cache
 def _model(cfg: Path, weights: Path) -> Any:
-    from darkconv.build import load
+    from darkconv.builder import load
 
     return load(cfg, weights)
 

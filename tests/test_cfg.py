@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import FIXTURES
 
 from darkconv.cfg import parse_cfg
 from darkconv.graph import parse_network
-
-from conftest import FIXTURES
 
 BASE = "[net]\nwidth=8\nheight=6\nchannels=3\n"
 
@@ -15,7 +14,10 @@ BASE = "[net]\nwidth=8\nheight=6\nchannels=3\n"
 def test_whitespace_anywhere_in_a_line_is_ignored():
     doc = parse_cfg(" [ net ]\n fil ters = 1 6 \n\twidth\t=\t8\n")
     assert doc.sections[0].name == "net"
-    assert [(o.key, o.value) for o in doc.sections[0].options] == [("filters", "16"), ("width", "8")]
+    assert [(o.key, o.value) for o in doc.sections[0].options] == [
+        ("filters", "16"),
+        ("width", "8"),
+    ]
 
 
 def test_comment_lines_only_at_line_start():
@@ -63,7 +65,10 @@ def test_aliases_resolve_like_the_fixture(fixtures_dir=FIXTURES):
 
 
 def test_unused_and_training_options_are_reported_not_fatal():
-    net = parse_network(BASE + "[convolutional]\nfilters=6\nsize=1\nbogus=1\n[yolo]\nclasses=1\nnum=1\njitter=.3\n", "u.cfg")
+    net = parse_network(
+        BASE + "[convolutional]\nfilters=6\nsize=1\nbogus=1\n[yolo]\nclasses=1\nnum=1\njitter=.3\n",
+        "u.cfg",
+    )
     assert net.layers[0].unused == ("bogus",)
     assert any("unused field 'bogus'" in w for w in net.warnings)
 

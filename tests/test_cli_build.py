@@ -8,10 +8,9 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from conftest import CFG_DIR, TABLES
 
 from darkconv.cli import cli
-
-from conftest import CFG_DIR, TABLES
 
 NAMES = sorted(p.stem for p in CFG_DIR.glob("*.cfg"))
 
@@ -56,7 +55,11 @@ def test_parse_side_cli_does_not_import_torch():
 
 def test_python_m_darkconv_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "darkconv", "build", "darknet53", "--json"], capture_output=True, text=True
+        [sys.executable, "-m", "darkconv", "build", "darknet53", "--json"],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0
-    assert json.loads(out.stdout)["weights_bytes"] == int((TABLES / "darknet53.weights_bytes").read_text())
+    assert json.loads(out.stdout)["weights_bytes"] == int(
+        (TABLES / "darknet53.weights_bytes").read_text()
+    )

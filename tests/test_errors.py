@@ -6,14 +6,13 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from conftest import CFG_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from darkconv.cli import cli, main
 from darkconv.errors import CfgError, DarkconvError
 from darkconv.graph import parse_network
-
-from conftest import CFG_DIR
 
 NET = "[net]\nwidth=16\nheight=16\nchannels=3\n"
 CONV = "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\n"
@@ -43,7 +42,12 @@ BAD = [
     ("no input size", "[net]\nwidth=16\nheight=16\n" + CONV, 1, "no input size"),
     ("empty file", "", 0, "empty cfg"),
     ("whitespace only", "  \n\n", 0, "empty cfg"),
-    ("unsupported option", NET + CONV + "dilation=2\n", 10, "'dilation' of [convolutional] is not supported"),
+    (
+        "unsupported option",
+        NET + CONV + "dilation=2\n",
+        10,
+        "'dilation' of [convolutional] is not supported",
+    ),
     ("unsupported section", NET + "[iseg]\n", 5, "[iseg] is not supported"),
     ("trailing text after header", NET + "[maxpool] 2\n", 5, "after the section header"),
     ("key missing", NET + "=3\n", 5, "without a key"),
@@ -101,7 +105,10 @@ def test_error_shows_the_line_and_a_caret():
     assert lines[2].index("^") == lines[1].index("0")
 
 
-REAL = [(CFG_DIR / f"{n}.cfg").read_bytes() for n in ("yolov3-tiny", "darknet19", "rnn", "yolov2", "yolov1")]
+REAL = [
+    (CFG_DIR / f"{n}.cfg").read_bytes()
+    for n in ("yolov3-tiny", "darknet19", "rnn", "yolov2", "yolov1")
+]
 
 
 @st.composite

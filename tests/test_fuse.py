@@ -11,7 +11,7 @@ import torch
 from fixture_util import FIXTURES, load_layout, load_manifest, rel_err
 from torch import nn
 
-from darkconv.build import build
+from darkconv.builder import build
 from darkconv.fuse import FusedConnected, FusedConvolutional, fold_bn, fuse_model
 from darkconv.graph import load_network, parse_network
 from darkconv.modules import Connected, Convolutional, DarknetBatchNorm, Deconvolutional

@@ -6,10 +6,9 @@ import json
 import re
 
 import pytest
+from conftest import CFG_DIR, TABLES
 
 from darkconv.graph import load_network, parse_network, shipped_cfgs, write_network
-
-from conftest import CFG_DIR, TABLES
 
 NAMES = sorted(p.stem for p in CFG_DIR.glob("*.cfg"))
 
@@ -86,7 +85,9 @@ def test_yolov3_known_figures():
 
 
 def test_route_mismatch_reports_zero_dims():
-    text = "[net]\nwidth=8\nheight=8\nchannels=3\n[maxpool]\nsize=2\nstride=2\n[route]\nlayers=-1,-2\n"
+    text = (
+        "[net]\nwidth=8\nheight=8\nchannels=3\n[maxpool]\nsize=2\nstride=2\n[route]\nlayers=-1,-2\n"
+    )
     net = parse_network(text.replace("-1,-2", "0") + "", "a.cfg")
     assert net.layers[1].output == (3, 4, 4)
     text2 = (
@@ -104,7 +105,10 @@ def test_layer_fixture_manifests_agree_with_graph(fixtures_dir):
         manifest = json.loads((case / "manifest.json").read_text())
         net = load_network(case / "case.cfg")
         for ours, ref in zip(net.layers, manifest["layers"], strict=True):
-            assert ours.output == (ref["out_c"], ref["out_h"], ref["out_w"]), (case.name, ours.index)
+            assert ours.output == (ref["out_c"], ref["out_h"], ref["out_w"]), (
+                case.name,
+                ours.index,
+            )
             assert ours.outputs == ref["outputs"], (case.name, ours.index)
         layout = {e["index"]: e for e in manifest["weights_layout"]}
         for layer in net.layers:

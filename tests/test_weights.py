@@ -243,7 +243,7 @@ def _rel(y: np.ndarray, ref: np.ndarray) -> float:
 
 
 def test_converted_files_reproduce_darknet_outputs(tmp_path: Path) -> None:
-    build = pytest.importorskip("darkconv.build").build
+    build = pytest.importorskip("darkconv.builder").build
     # The three header variants (incl. transposed connected matrices): layers/ tolerance 1e-5.
     net = load_network(HEADERS / "headers.cfg")
     x = np.load(HEADERS / "input.npy")
@@ -616,7 +616,7 @@ def test_model_state_dict_writes_the_same_file(
     tmp_path: Path, name: str, wpath: Path, cfg: Path, cutoff: None
 ) -> None:
     # .weights -> .pth -> strict load into the built model -> model.state_dict() -> .weights.
-    build = pytest.importorskip("darkconv.build").build
+    build = pytest.importorskip("darkconv.builder").build
     net = load_network(cfg)
     save_state_dict(tmp_path / "x.pth", read_weights(wpath, net)[1])
     model = build(net)

@@ -11,7 +11,6 @@ Darknet's ``seen`` counter through a round trip.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,14 +378,3 @@ def load(
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
     return model.to(pick_device(device)).eval()
-
-
-class _CallableModule(type(os)):  # type: ignore[misc]
-    """``darkconv.build`` is both this module and (lazily exported) the :func:`build` function;
-    whichever one the package attribute ends up holding, calling it builds a model."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> DarknetModel:
-        return build(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
