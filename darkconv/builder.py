@@ -362,15 +362,25 @@ def load(
     bn_mode: str = "cpu",
     cutoff: int | None = None,
 ) -> DarknetModel:
-    """Build ``cfg`` and, when given, load a Darknet ``.weights`` file into it (its header
-    becomes the model's ``header`` buffer).  ``cutoff=N`` reads a partial file holding layers
-    below N (``darknet partial``); the other layers keep their init, as in Darknet."""
-    from darkconv.weights import read_weights
+    """Build ``cfg`` and, when given, load weights into it: a Darknet ``.weights`` file (its
+    header becomes the model's ``header`` buffer) or a converted ``.pth``/``.safetensors``
+    state dict.  ``cutoff=N`` reads a partial file holding layers below N (``darknet
+    partial``); the other layers keep their init, as in Darknet."""
+    from darkconv.weights import load_state_dict, read_weights
 
     network = cfg if isinstance(cfg, Network) else load_network(cfg)
     model = build(network, bn_mode=bn_mode)
     if weights is not None:
-        _, state = read_weights(weights, network, cutoff=cutoff)
+        if str(weights).endswith((".pth", ".pt", ".safetensors")):
+            state = load_state_dict(weights)
+            if cutoff is not None:
+                state = {
+                    k: v
+                    for k, v in state.items()
+                    if not k.startswith("layers.") or int(k.split(".")[1]) < cutoff
+                }
+        else:
+            _, state = read_weights(weights, network, cutoff=cutoff)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or (missing and cutoff is None):
             raise DarkconvError(

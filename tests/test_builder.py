@@ -13,6 +13,7 @@ import pytest
 import torch
 from fixture_util import FIXTURES, rel_err
 
+import darkconv
 from darkconv.graph import load_network, parse_network, shipped_cfgs
 
 # The builder module (`darkconv.build` is the lazily exported function):
@@ -296,7 +297,6 @@ def test_pick_device() -> None:
 
 
 def test_package_api_build_and_load() -> None:
-    import darkconv
 
     folder = FIXTURES / "layers" / "conv_bn"
     model = darkconv.load(folder / "case.cfg", folder / "case.weights", device="cpu")
@@ -315,3 +315,15 @@ def test_whole_model_pickles(tmp_path: Path) -> None:
     x = np.load(folder / "input.npy")
     a, b = model.darknet_outputs(x), again.darknet_outputs(x)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_load_accepts_a_converted_state_dict(tmp_path):
+    from darkconv.weights import read_weights, save_state_dict
+
+    folder = FIXTURES / "layers" / "conv_bn"
+    _, state = read_weights(folder / "case.weights", load_network(folder / "case.cfg"))
+    for ext in (".pth", ".safetensors"):
+        save_state_dict(tmp_path / f"m{ext}", state)
+        model = darkconv.load(folder / "case.cfg", tmp_path / f"m{ext}", device="cpu")
+        y = model(torch.from_numpy(np.load(folder / "input.npy")))
+        assert rel_err(y.detach().numpy(), np.load(folder / "outputs.npz")["layer_000"]) <= 1e-5
