@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import click
 
-from darkconv.errors import DarkconvError
+from darkconv.errors import DarkconvError, ImageError
 from darkconv.labels import read_data_file, read_names
 
 __all__ = ["detect_command", "predict_command"]
@@ -129,6 +129,10 @@ def detect_command(
 
     labels, _ = _labels(names, data, "data/names.list")
     im = load_image(image)
+    if output:
+        from darkconv.atomic import check_output_path
+
+        check_output_path(output, ImageError)  # fail before the forward pass, not after
     model = _load(cfg, weights, device)
     heads = network_heads(model.network)
     if not heads:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from darkconv.atomic import atomic_writer
 from darkconv.bench_models import (
     ModelSpec,
     Prepared,
@@ -300,16 +301,5 @@ def format_table(report: Report) -> str:
 
 def write_json(report: Report, path: str | os.PathLike[str]) -> None:
     """Write the report as JSON, atomically (a temporary file in the same folder, renamed)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=folder)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as f:
+        f.write(json.dumps(report.to_dict(), indent=2).encode("utf-8") + b"\n")

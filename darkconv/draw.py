@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from darkconv.atomic import atomic_writer
 from darkconv.detector import Boxes
 from darkconv.errors import ImageError
 from darkconv.image import FloatImage
@@ -260,21 +260,11 @@ def render_boxes(image: FloatImage, detections: Sequence[Detection], classes: in
 def save_image(pil: Any, path: str | os.PathLike[str]) -> None:
     """Write a Pillow image atomically: a temporary file in the same folder, then a rename."""
     target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
     ext = os.path.splitext(target)[1].lower() or ".png"
     from PIL import Image
 
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ImageError(f"{target}: unknown image extension {ext!r}")
-    tmp = ""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".darkconv-", suffix=ext, dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt)
-        os.replace(tmp, target)
-    except OSError as err:
-        raise ImageError(f"{target}: cannot write image: {err.strerror or err}") from None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_writer(target, ImageError) as fh:
+        pil.save(fh, format=fmt)

@@ -6,8 +6,6 @@ Importing this module costs only click; torch and numpy load when a command runs
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -98,16 +96,10 @@ def compare_outputs(
 def _write_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
     import numpy as np
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".darkconv-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from darkconv.atomic import atomic_writer
+
+    with atomic_writer(path) as fh:
+        np.savez(fh, **arrays)
 
 
 @click.command("run")
@@ -142,6 +134,9 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
     order, shaped ``(N, c, h, w)`` when c*h*w equals the layer's outputs, else ``(N, outputs)``.
     The file is written atomically.
     """
+    from darkconv.atomic import check_output_path
+
+    check_output_path(output)  # fail before the forward pass, not after
     model = _load(cfg, weights, device, bn)
     x = read_input(input_path, model)
     outs = model.darknet_outputs(x)

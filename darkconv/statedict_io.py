@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from darkconv import atomic as _atomic
 from darkconv.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -45,54 +45,17 @@ def state_dict_format(path: str | os.PathLike[str]) -> str | None:
 
 def check_output_path(path: str | os.PathLike[str]) -> str:
     """Fail early (before any work) when ``path`` cannot be written."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise WeightsError(f"cannot write {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise WeightsError(f"cannot write {path}: it is a folder")
-    return path
+    return _atomic.check_output_path(path, WeightsError)
 
 
-def _final_mode(path: str) -> int:
-    # mkstemp creates 0600; give the result the mode a plain open() would (or the old file's).
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+def atomic_path(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[str]:
+    """:func:`darkconv.atomic.atomic_path` reporting :class:`WeightsError`."""
+    return _atomic.atomic_path(path, WeightsError)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, else it is removed."""
-    path = check_output_path(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise WeightsError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _final_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """An open binary file that becomes ``path`` only if the block succeeds."""
-    with atomic_path(path) as tmp:
-        try:
-            with open(tmp, "wb") as f:
-                yield f
-        except OSError as exc:
-            raise WeightsError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
+def atomic_writer(path: str | os.PathLike[str]) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """:func:`darkconv.atomic.atomic_writer` reporting :class:`WeightsError`."""
+    return _atomic.atomic_writer(path, WeightsError)
 
 
 def _format_or_fail(path: str) -> str:
