@@ -88,7 +88,10 @@ class Network:
         return sum(layer.bflops for layer in self.layers)
 
     def weights_bytes(self, cutoff: int | None = None) -> int:
-        """Size of the file save_weights_upto() writes for the first ``cutoff`` layers."""
+        """Size of the file save_weights_upto() writes for the first ``cutoff`` layers.
+
+        Darknet always writes a 20-byte 0.2.0 header; files with an older 16-byte header are
+        sized by ``darkconv.weights_format`` from the header actually read."""
         layers = self.layers if cutoff is None else self.layers[:cutoff]
         return HEADER_BYTES + 4 * sum(layer.params for layer in layers)
 
