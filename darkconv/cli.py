@@ -65,13 +65,14 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool) -> No
         return
     from darkconv.summary import format_table
 
-    click.echo(format_table(network))
     if summary:
+        click.echo(format_table(network))
         return
     from darkconv.builder import build as build_model
     from darkconv.builder import pick_device
 
-    dev = pick_device(device)
+    dev = pick_device(device)  # an unusable --device fails before any output
+    click.echo(format_table(network))
     model = build_model(network, device=dev)
     # Darknet's parameter count is every stored float: weights, biases and BN statistics.
     n = sum(t.numel() for k, t in model.state_dict().items() if k.startswith("layers."))
