@@ -85,7 +85,10 @@ class ProgressBar:
     "--compile",
     "use_compile",
     is_flag=True,
-    help="torch.compile the cfg-built models (peers stay eager).",
+    help=(
+        "torch.compile the cfg-built models (inductor: weight freezing, C++ wrapper on the CPU; "
+        "peers stay eager)."
+    ),
 )
 @click.option(
     "--peers/--no-peers",

@@ -12,7 +12,13 @@ from click.testing import CliRunner
 
 from darkconv.bench import Report, Settings, default_specs, format_table, run_bench
 from darkconv.bench_cli import ProgressBar
-from darkconv.bench_models import ModelSpec, random_state, resized_network, write_opencv_files
+from darkconv.bench_models import (
+    ModelSpec,
+    compile_options,
+    random_state,
+    resized_network,
+    write_opencv_files,
+)
 from darkconv.cli import cli
 from darkconv.graph import load_network
 
@@ -135,3 +141,9 @@ def test_progress_bar_draws_on_a_tty() -> None:
     quiet = io.StringIO()
     ProgressBar(quiet)(1, 2, "x")
     assert quiet.getvalue() == ""
+
+
+def test_compile_options() -> None:
+    # inductor settings of `bench --compile`: frozen weights everywhere, C++ wrapper on the CPU
+    assert compile_options("cpu") == {"freezing": True, "cpp_wrapper": True}
+    assert compile_options("cuda") == {"freezing": True, "cpp_wrapper": False}
