@@ -34,8 +34,8 @@ _LAZY = {
     "read_header": "darkconv.weights",
     "save_state_dict": "darkconv.weights",
     "load_state_dict": "darkconv.weights",
-    "predict": "darkconv.classifier",
-    "detect": "darkconv.detector",
+    "predict": "darkconv.apps",
+    "detect": "darkconv.apps",
 }
 
 __all__ = [

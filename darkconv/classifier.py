@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from darkconv.draw import class_name, percent
-from darkconv.image import ImageLike
 
-__all__ = ["Prediction", "format_prediction", "predict", "top_k", "top_predictions"]
+__all__ = ["Prediction", "format_prediction", "top_k", "top_predictions"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,3 @@ def top_predictions(
     """The ``k`` lines ``classifier predict`` prints, as :class:`Prediction` objects."""
     a = np.asarray(values, dtype=np.float32).reshape(-1)
     return [Prediction(i, class_name(names, i), float(a[i])) for i in top_k(a, k)]
-
-
-def predict(
-    model: Any, image: ImageLike, top: int = 1, names: Sequence[str] | None = None
-) -> list[Prediction]:
-    """``darknet classifier predict`` on a built model; see :func:`darkconv.apps.predict`."""
-    from darkconv.apps import predict as run
-
-    return run(model, image, top=top, names=names)

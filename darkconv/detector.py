@@ -16,16 +16,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkconv.errors import UnsupportedError
-from darkconv.image import ImageLike, letterbox_geometry
+from darkconv.image import letterbox_geometry
 
 if TYPE_CHECKING:
-    from darkconv.draw import DetectResult
+    pass
 
 __all__ = [
     "Boxes",
     "Head",
     "box_iou",
-    "detect",
     "do_nms_sort",
     "get_network_boxes",
 ]
@@ -367,17 +366,3 @@ def do_nms_sort(boxes: Boxes, classes: int, nms: float) -> Boxes:
                 hit = np.nonzero(iou > thr)[0] + i + 1
                 out.prob[hit, c] = 0
     return out
-
-
-def detect(
-    model: Any,
-    image: ImageLike,
-    thresh: float = 0.5,
-    hier: float = 0.5,
-    nms: float = 0.45,
-    names: Sequence[str] | None = None,
-) -> DetectResult:
-    """``darknet detector test`` on a built model; see :func:`darkconv.apps.detect`."""
-    from darkconv.apps import detect as run
-
-    return run(model, image, thresh=thresh, hier=hier, nms=nms, names=names)

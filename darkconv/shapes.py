@@ -230,9 +230,7 @@ def _softmax(o, x: Ctx) -> Info:
 
 def _route(o, x: Ctx) -> Info:
     """parse_route(): channels add up while w,h match the first input; otherwise dims are 0."""
-    idx = o["layers"]
-    if not idx:
-        x.fail("route needs layers=", "layers")
+    idx = o["layers"]  # absolute and non-empty: resolved in graph._fixup
     first = x.previous[idx[0]]
     c, h, w = first.output
     for i in idx[1:]:
@@ -272,7 +270,7 @@ def _crop(o, x: Ctx) -> Info:
     return Info((x.c, ch, cw), x.h * x.w * x.c, x.c * ch * cw)
 
 
-def _head_check(kind: str, per_cell: int, n: int, o, x: Ctx) -> None:
+def _head_check(kind: str, per_cell: int, n: int, x: Ctx) -> None:
     need = x.h * x.w * n * per_cell
     if need != x.inputs:
         x.fail(
@@ -285,14 +283,14 @@ def _head_check(kind: str, per_cell: int, n: int, o, x: Ctx) -> None:
 def _yolo(o, x: Ctx) -> Info:
     """make_yolo_layer(): n = len(mask) (or num) anchors of 4+1+classes planes each."""
     n = len(o["mask"]) if o["mask"] is not None else o["num"]
-    _head_check("yolo", 5 + o["classes"], n, o, x)
+    _head_check("yolo", 5 + o["classes"], n, x)
     out = (n * (5 + o["classes"]), x.h, x.w)
     return Info(out, x.inputs, x.inputs)
 
 
 def _region(o, x: Ctx) -> Info:
     """make_region_layer(): num anchors of coords+1+classes planes each."""
-    _head_check("region", o["coords"] + 1 + o["classes"], o["num"], o, x)
+    _head_check("region", o["coords"] + 1 + o["classes"], o["num"], x)
     return Info(x.chw, x.inputs, x.inputs)
 
 

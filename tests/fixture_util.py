@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from conftest import FIXTURES  # noqa: F401  (re-exported for the test modules)
 from torch import nn
 
 from darkconv.modules import BatchNormLayer, Connected, Convolutional, Deconvolutional, Local
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 _SUB = {"input_layer": "input", "self_layer": "self", "output_layer": "output"}
 

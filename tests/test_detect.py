@@ -247,7 +247,7 @@ def test_no_torch_and_lazy_api() -> None:
         "darkconv.labels, darkconv.apps, darkconv.apps_cli\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "import darkconv\n"
-        "assert darkconv.detect is darkconv.detector.detect\n"
-        "assert darkconv.predict is darkconv.classifier.predict\n"
+        "assert darkconv.detect is darkconv.apps.detect\n"
+        "assert darkconv.predict is darkconv.apps.predict\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
