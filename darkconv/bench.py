@@ -286,6 +286,7 @@ def format_table(report: Report) -> str:
             out.append("  ".join("-" * w for w in widths))
     flags = [f"{s.dtype}", f"batch {s.batch}", f"{s.size}x{s.size}", s.device]
     flags += ["fused" if s.fuse else "unfused"]
+    flags += ["Winograd 3x3"] * (s.fuse and s.winograd)
     flags += ["channels_last"] * s.channels_last + ["torch.compile"] * s.compile
     m = report.machine
     footer = (

@@ -73,6 +73,11 @@ class ProgressBar:
     show_default=True,
     help="Fold batch norm into the convolutions of cfg-built models.",
 )
+@click.option(
+    "--winograd",
+    is_flag=True,
+    help="Fused cfg-built models: Winograd F(4x4|2x2, 3x3) for eligible 3x3 convolutions.",
+)
 @click.option("--channels-last", is_flag=True, help="channels_last memory format (torch models).")
 @click.option(
     "--dtype",
@@ -118,6 +123,7 @@ def bench(
     runs: int,
     warmup: int,
     fuse: bool,
+    winograd: bool,
     channels_last: bool,
     dtype: str,
     use_compile: bool,
@@ -139,7 +145,11 @@ def bench(
     pick_device(device)
     if dtype != "fp32" and device == "cpu":
         click.echo(f"note: {dtype} on the CPU is usually slower than fp32", err=True)
-    settings = Settings(size, batch, device, threads, fuse, channels_last, dtype, use_compile)
+    if winograd and not fuse:
+        raise click.UsageError("--winograd works on fused layers: drop --no-fuse")
+    settings = Settings(
+        size, batch, device, threads, fuse, channels_last, dtype, use_compile, winograd
+    )
     specs, notes = default_specs(cfgs, peers=peers, device=device)
     for note in notes:
         click.echo(f"note: {note}", err=True)

@@ -58,6 +58,7 @@ class Settings:
     channels_last: bool = False
     dtype: str = "fp32"
     compile: bool = False
+    winograd: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,10 @@ def _prepare_torch(spec: ModelSpec, s: Settings) -> Prepared:
         from darkconv.fuse import fuse_model
 
         model = fuse_model(model)
+        if s.winograd:
+            from darkconv.winograd import winograd_model
+
+            winograd_model(model, s.batch)
     device = pick_device(s.device)
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
     model = model.to(device=device, dtype=_torch_dtype(s.dtype), memory_format=fmt).eval()

@@ -299,12 +299,18 @@ class DarknetModel(nn.Module):
             result[f"layer_{i:03d}"] = arr.reshape(shape)
         return result
 
-    def fuse(self) -> DarknetModel:
+    def fuse(self, winograd: bool = False) -> DarknetModel:
         """Fold batch norm into the convolutions/matrix products (:func:`darkconv.fuse.fuse_model`):
-        faster inference; the state dict then no longer matches the ``.weights`` records."""
+        faster inference; the state dict then no longer matches the ``.weights`` records.
+        ``winograd=True`` also computes the big 3x3 stride-1 convolutions with Winograd's
+        ``F(m, 3)`` (:func:`darkconv.winograd.winograd_model`; CPU, float32 rounding)."""
         from darkconv.fuse import fuse_model
 
         fuse_model(self)
+        if winograd:
+            from darkconv.winograd import winograd_model
+
+            winograd_model(self)
         return self
 
     def set_bn_mode(self, mode: str) -> DarknetModel:

@@ -50,7 +50,12 @@ def echo_warnings(items) -> None:
     "--device", type=DEVICE, default="cpu", show_default=True, help="Where to build the model."
 )
 @click.option("--fuse", is_flag=True, help="Fold batch norm into the convolutions after building.")
-def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool) -> None:
+@click.option(
+    "--winograd",
+    is_flag=True,
+    help="With --fuse: Winograd F(m, 3) for the big 3x3 stride-1 convolutions (implies --fuse).",
+)
+def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winograd: bool) -> None:
     """Parse CFG (a path or a shipped name like darknet53) and build the network.
 
     Prints a Darknet-style table: index, type, filters, size/stride, input -> output,
@@ -79,9 +84,13 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool) -> No
     click.echo(
         f"built {type(model).__name__} on {dev}: {n:,} stored values (cfg: {network.params:,})"
     )
-    if fuse:
-        model.fuse()
+    if fuse or winograd:
+        model.fuse(winograd=winograd)
         click.echo("fused batch norm into the convolutions (Darknet's epsilon)")
+    if winograd:
+        tiles = [m.tile for m in model.modules() if hasattr(m, "tile")]
+        counts = ", ".join(f"{tiles.count(t)} x F({t}x{t}, 3x3)" for t in sorted(set(tiles)))
+        click.echo(f"Winograd: {counts or 'no layer qualifies'} (darkconv.winograd.choose_tile)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from darkconv.bench import Report, Settings, default_specs, format_table, run_bench
@@ -147,3 +148,31 @@ def test_compile_options() -> None:
     # inductor settings of `bench --compile`: frozen weights everywhere, C++ wrapper on the CPU
     assert compile_options("cpu") == {"freezing": True, "cpp_wrapper": True}
     assert compile_options("cuda") == {"freezing": True, "cpp_wrapper": False}
+
+
+def test_bench_winograd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import darkconv.winograd as winograd
+
+    cfg = tmp_path / "wide.cfg"
+    cfg.write_text(TINY.replace("filters=8", "filters=64"))
+    swapped: list[int] = []
+    original = winograd.winograd_model
+
+    def spy(model, batch=1, tile=None):  # count the layers the bench run swaps
+        original(model, batch, tile)
+        swapped.append(sum(isinstance(m, winograd.WinogradConvolutional) for m in model.modules()))
+        return model
+
+    monkeypatch.setattr(winograd, "winograd_model", spy)
+    out = tmp_path / "bench.json"
+    args = [
+        "bench", str(cfg), "--size", "32", "--runs", "1", "--warmup", "0", "--no-peers",
+        "--no-memory", "--threads", "1", "--winograd", "--json", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Winograd 3x3" in result.stdout
+    assert json.loads(out.read_text())["settings"]["winograd"] is True
+    assert swapped == [1]  # the 64-channel 16x16 stride-1 layer: F(2, 3)
+    bad = CliRunner().invoke(cli, [*args[:-2], "--no-fuse"])
+    assert bad.exit_code == 2 and "--winograd works on fused layers" in bad.output

@@ -63,3 +63,15 @@ def test_python_m_darkconv_runs():
     assert json.loads(out.stdout)["weights_bytes"] == int(
         (TABLES / "darknet53.weights_bytes").read_text()
     )
+
+
+def test_build_fuse_and_winograd():
+    fused = CliRunner().invoke(cli, ["build", "yolov3-tiny", "--fuse"])
+    assert fused.exit_code == 0, fused.output
+    assert "fused batch norm" in fused.output and "Winograd" not in fused.output
+    wino = CliRunner().invoke(cli, ["build", "yolov3-tiny", "--winograd"])  # implies --fuse
+    assert wino.exit_code == 0, wino.output
+    assert "fused batch norm" in wino.output
+    # yolov3-tiny at 416: 3x3 stride-1 layers with >= 64 input channels at 52, 26 (F(4,3):
+    # 13*13 and 7*7 tiles) and 13 (F(2,3): 7*7 tiles; 4*4 of F(4,3) are too few)
+    assert "Winograd: 3 x F(2x2, 3x3), 3 x F(4x4, 3x3)" in wino.output
