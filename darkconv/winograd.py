@@ -123,26 +123,14 @@ def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int |
     return None
 
 
-def _lincomb(coefs: list[float], terms: list[Tensor]) -> Tensor:
-    """``sum(c * t)`` over the non-zero coefficients (compiled path: inductor fuses the sums)."""
-    out: Tensor | None = None
-    for c, t in zip(coefs, terms, strict=True):
-        if c == 0:
-            continue
-        term = t if c == 1 else -t if c == -1 else t * c
-        out = term if out is None else out + term
-    assert out is not None
-    return out
-
-
 class WinogradConvolutional(FusedConvolutional):
     """A fused 3x3 stride-1 convolution computed with ``F(m x m, 3 x 3)``.
 
-    Two implementations of the same transforms: eagerly, the input and output transforms are two
-    matrix products with ``kron(B^T, B^T)`` and ``kron(A^T, A^T)`` (few large ops); under
-    ``torch.compile``, sums of strided slices with the matrices' coefficients, which inductor
-    fuses into one loop with the padding, bias, activation and whatever follows (a shortcut).
-    ``U`` is cached eagerly (recomputed when the weight changes); compiled with frozen weights
+    The input and output transforms of every tile and channel at once are two matrix products
+    with ``kron(B^T, B^T)`` and ``kron(A^T, A^T)``; the channel sums are one ``bmm`` of the
+    ``(m+2)^2`` tile positions.  (Written instead as sums of strided slices with the matrices'
+    coefficients, inductor fused the transforms into tighter loops, but one layer took ~40 s to
+    compile: darknet53 several minutes, for no faster network.)  ``U`` is cached eagerly (recomputed when the weight changes); compiled with frozen weights
     (``darkconv bench --compile``) it is constant-folded.  Other dtypes than float32/float64, and
     calls that autograd records (training), run the direct convolution.
     """
@@ -193,60 +181,44 @@ class WinogradConvolutional(FusedConvolutional):
             torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         ):
             return super().forward(x)  # an inference path: autograd gets the direct convolution
-        u = self._weight(x.dtype)
-        if _compiling():
-            return self._forward_slices(x, u)
-        return self._forward_gemm(x, u)
+        return self._winograd(x, self._weight(x.dtype), inplace_tail=not _compiling())
 
     def _kron_matrices(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``kron(B^T, B^T)`` and ``kron(A^T, A^T)``: both transforms of a flattened tile."""
+        """``kron(B^T, B^T)`` and ``kron(A^T, A^T)``: both transforms of a flattened tile (cached
+        per device and dtype eagerly; constants of the graph when compiling)."""
         key = (x.device, x.dtype)
-        if key not in self._kron:
-            bt, at = (torch.tensor(c, dtype=torch.float64) for c in (self._coef_bt, self._coef_at))
-            self._kron[key] = (torch.kron(bt, bt).to(x), torch.kron(at, at).to(x))
-        return self._kron[key]
+        if key in self._kron and not _compiling():
+            return self._kron[key]
+        bt, at = (torch.tensor(c, dtype=torch.float64) for c in (self._coef_bt, self._coef_at))
+        pair = (torch.kron(bt, bt).to(x), torch.kron(at, at).to(x))
+        if not _compiling():
+            self._kron[key] = pair
+        return pair
 
-    def _forward_gemm(self, x: Tensor, u: Tensor) -> Tensor:
+    def _winograd(self, x: Tensor, u: Tensor, inplace_tail: bool) -> Tensor:
+        """The layer's output, channels_last.  The transforms of all tiles and channels are two
+        matrix products with the Kronecker-product matrices, the channel sums one ``bmm``.
+        ``inplace_tail``: write the bias-added output into a preallocated buffer and apply the
+        activation in place (eager: one copy); else plain ops that inductor fuses into one loop."""
         m, n = self.tile, self.tile + 2
         b, c, h, w = x.shape
         th, tw = -(-h // m), -(-w // m)
         tiles = b * th * tw
+        kb, ka = self._kron_matrices(x)
         xp = F.pad(x, (1, tw * m + 1 - w, 1, th * m + 1 - h))
         d = xp.unfold(2, n, m).unfold(3, n, m).permute(4, 5, 0, 2, 3, 1)  # n n b th tw c
-        kb, ka = self._kron_matrices(x)
         v = (kb @ d.reshape(n * n, tiles * c)).view(n * n, tiles, c)
         prod = torch.bmm(v, u)  # (n*n, tiles, c_out)
         co = prod.shape[-1]
         y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
+        y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
+        if not inplace_tail:
+            y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + self.conv.bias
+            return activate(y, self.activation).permute(0, 3, 1, 2)
         out = x.new_empty(b, th, m, tw, m, co)
-        torch.add(y.permute(2, 3, 0, 4, 1, 5), self.conv.bias, out=out)
-        out = out.view(b, th * m, tw * m, co)[:, :h, :w].permute(0, 3, 1, 2)  # channels_last
+        torch.add(y, self.conv.bias, out=out)
+        out = out.view(b, th * m, tw * m, co)[:, :h, :w].permute(0, 3, 1, 2)
         return _act_inplace(out, self.activation)
-
-    def _forward_slices(self, x: Tensor, u: Tensor) -> Tensor:
-        m, n = self.tile, self.tile + 2
-        bt, at = self._coef_bt, self._coef_at
-        b, c, h, w = x.shape
-        th, tw = -(-h // m), -(-w // m)
-        xp = F.pad(x, (1, tw * m + 1 - w, 1, th * m + 1 - h)).permute(0, 2, 3, 1)  # b hp wp c
-        rows = [xp[:, i : i + (th - 1) * m + 1 : m] for i in range(n)]  # b th wp c
-        v = []
-        for ri in (_lincomb(bt[k], rows) for k in range(n)):
-            cols = [ri[:, :, j : j + (tw - 1) * m + 1 : m] for j in range(n)]  # b th tw c
-            v.extend(_lincomb(bt[k], cols) for k in range(n))
-        prod = torch.bmm(torch.stack(v).reshape(n * n, b * th * tw, c), u)
-        co = prod.shape[-1]
-        prod = prod.view(n, n, b, th, tw, co)
-        half = [_lincomb(at[i], [prod[k] for k in range(n)]) for i in range(m)]  # n b th tw co
-        out = torch.stack(
-            [
-                torch.stack([_lincomb(at[j], [hi[k] for k in range(n)]) for j in range(m)], 3)
-                for hi in half
-            ],
-            2,
-        )  # b th m tw m co
-        out = out.reshape(b, th * m, tw * m, co)[:, :h, :w] + self.conv.bias
-        return activate(out, self.activation).permute(0, 3, 1, 2)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

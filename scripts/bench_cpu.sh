@@ -20,4 +20,8 @@ uptime
   --json "$OUT/bench_darknet53.json"
 "$B" bench darknet53 --channels-last --compile --threads 2 --runs 20 --warmup 3 --no-memory \
   --json "$OUT/bench_darknet53_compile.json"
+"$B" bench darknet53 --channels-last --winograd --threads 2 --runs 20 --warmup 3 --no-memory \
+  --json "$OUT/bench_darknet53_winograd.json"
+"$B" bench darknet53 --channels-last --compile --winograd --threads 2 --runs 20 --warmup 3 \
+  --no-memory --json "$OUT/bench_darknet53_compile_winograd.json"
 uptime

@@ -94,9 +94,9 @@ LAYERS = [
 
 @pytest.mark.parametrize("m", TILES)
 @pytest.mark.parametrize(("c", "h", "w", "filters", "activation", "batch"), LAYERS)
-@pytest.mark.parametrize("path", ["gemm", "slices"])
+@pytest.mark.parametrize("inplace_tail", [True, False], ids=["eager", "compiled-form"])
 def test_layer_equals_direct_convolution(
-    c: int, h: int, w: int, filters: int, activation: str, batch: int, m: int, path: str
+    c: int, h: int, w: int, filters: int, activation: str, batch: int, m: int, inplace_tail: bool
 ) -> None:
     fused = _fused_layer(c, h, w, filters, activation)
     x = torch.randn(batch, c, h, w, generator=torch.Generator().manual_seed(1))
@@ -105,10 +105,10 @@ def test_layer_equals_direct_convolution(
         fused.float()
         layer = WinogradConvolutional(fused, m)
         u = layer._weight(torch.float32)
-        y = layer._forward_gemm(x, u) if path == "gemm" else layer._forward_slices(x, u)
+        y = layer._winograd(x, u, inplace_tail)
         assert y.shape == ref.shape
         err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
-        if path == "gemm":  # the public forward takes the eager path: the same tensor
+        if inplace_tail:  # the public forward takes the eager path: the same tensor
             assert torch.equal(layer(x), y)
     # float32 with the 4x4 tile's larger coefficients: a few 1e-6 (direct conv: ~1e-7..1e-6)
     assert err <= 2e-5
@@ -226,7 +226,7 @@ def test_winograd_net_matches_darknet(name: str, tile: int) -> None:
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile's CPU kernels need g++")
 def test_compiled_layer_equals_eager() -> None:
-    # the path `bench --compile --winograd` times: inductor, frozen weights, slice transforms
+    # the path `bench --compile --winograd` times: inductor, frozen weights (U folded)
     import torch._inductor.config as inductor_config
 
     from darkconv.bench_models import compile_options
