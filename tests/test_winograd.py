@@ -240,3 +240,27 @@ def test_compiled_layer_equals_eager() -> None:
         y = compiled(x)
         ref = FusedConvolutional.forward(layer, x)
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_deepcopy_and_pickle_drop_the_caches() -> None:
+    import copy
+    import pickle
+
+    layer = WinogradConvolutional(_fused_layer(64, 9, 9, 16, "leaky"), 2)
+    x = torch.randn(1, 64, 9, 9)
+    with torch.no_grad():
+        y = layer(x)
+        assert layer._u is not None
+        for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+            assert clone._u is None and clone._kron == {}
+            assert torch.equal(clone(x), y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_layer_on_cuda_equals_direct_convolution() -> None:
+    layer = WinogradConvolutional(_fused_layer(64, 14, 14, 32, "leaky"), 2).cuda()
+    x = torch.randn(2, 64, 14, 14, device="cuda")
+    with torch.no_grad():
+        ref = FusedConvolutional.forward(layer.double(), x.double())
+        y = layer.float()(x)
+    assert ((y.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
