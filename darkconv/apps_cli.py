@@ -9,12 +9,11 @@ from collections.abc import Sequence
 
 import click
 
+from darkconv.cli_options import device_option
 from darkconv.errors import DarkconvError, ImageError
 from darkconv.labels import read_data_file, read_names
 
 __all__ = ["detect_command", "predict_command"]
-
-DEVICE = click.Choice(["cpu", "cuda", "auto"])
 
 
 def _labels(
@@ -58,7 +57,7 @@ def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed m
     "--top", type=click.IntRange(min=0), default=None, help="Lines to print [data top=, else 1]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@device_option()
 def predict_command(
     cfg: str,
     weights: str,
@@ -108,7 +107,7 @@ def predict_command(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
+@device_option()
 def detect_command(
     cfg: str,
     weights: str,

@@ -8,6 +8,8 @@ from typing import TextIO
 
 import click
 
+from darkconv.cli_options import device_option
+
 __all__ = ["bench", "ProgressBar"]
 
 
@@ -52,7 +54,7 @@ class ProgressBar:
     help="Input width and height (replaces the cfg's [net] size).",
 )
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@device_option(choices=("cpu", "cuda"))
 @click.option(
     "--threads",
     type=click.IntRange(min=1),

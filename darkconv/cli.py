@@ -18,13 +18,12 @@ import click
 from darkconv import __version__
 from darkconv.apps_cli import detect_command, predict_command
 from darkconv.bench_cli import bench as bench_command
+from darkconv.cli_options import device_option
 from darkconv.errors import DarkconvError
 from darkconv.run_cli import run_command, verify_command
 from darkconv.weights_cli import weights as weights_command
 
 __all__ = ["main", "cli"]
-
-DEVICE = click.Choice(["cpu", "cuda", "auto"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,9 +45,7 @@ def echo_warnings(items) -> None:
 @click.option(
     "--summary", is_flag=True, help="Print the layer table only; do not build the torch model."
 )
-@click.option(
-    "--device", type=DEVICE, default="cpu", show_default=True, help="Where to build the model."
-)
+@device_option(help="Where to build the model.")
 @click.option("--fuse", is_flag=True, help="Fold batch norm into the convolutions after building.")
 @click.option(
     "--winograd",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from darkconv.cli_options import device_option
 from darkconv.errors import DarkconvError
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run_command", "verify_command", "compare_outputs", "read_input", "relative_error"]
 
-_DEVICE = click.Choice(["cpu", "cuda", "auto"])
 _BN = click.Choice(["cpu", "gpu"])
 
 
@@ -119,7 +119,7 @@ def _write_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
     type=click.Path(dir_okay=False),
     help="The .npz to write: every layer as layer_NNN.",
 )
-@click.option("--device", type=_DEVICE, default="auto", show_default=True)
+@device_option(default="auto")
 @click.option(
     "--bn",
     type=_BN,
@@ -161,7 +161,7 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
     show_default=True,
     help="Max relative error per layer (max|diff|/max|ref|).",
 )
-@click.option("--device", type=_DEVICE, default="auto", show_default=True)
+@device_option(default="auto")
 @click.option("--bn", type=_BN, default="cpu", show_default=True)
 def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol: float, device: str, bn: str) -> None:  # fmt: skip
     """Compare every layer with Darknet's outputs; exit 1 on the first mismatch found.
