@@ -130,9 +130,10 @@ class WinogradConvolutional(FusedConvolutional):
     with ``kron(B^T, B^T)`` and ``kron(A^T, A^T)``; the channel sums are one ``bmm`` of the
     ``(m+2)^2`` tile positions.  (Written instead as sums of strided slices with the matrices'
     coefficients, inductor fused the transforms into tighter loops, but one layer took ~40 s to
-    compile: darknet53 several minutes, for no faster network.)  ``U`` is cached eagerly (recomputed when the weight changes); compiled with frozen weights
-    (``darkconv bench --compile``) it is constant-folded.  Other dtypes than float32/float64, and
-    calls that autograd records (training), run the direct convolution.
+    compile, darknet53 several minutes, for no faster network.)  ``U`` is cached eagerly
+    (recomputed when the weight changes); compiled with frozen weights (``darkconv bench
+    --compile``) it is constant-folded.  Other dtypes than float32/float64, and calls that
+    autograd records (training), run the direct convolution.
     """
 
     def __init__(self, fused: FusedConvolutional, tile: int) -> None:
