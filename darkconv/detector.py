@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from darkconv.errors import UnsupportedError
 from darkconv.image import letterbox_geometry
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "Boxes",
