@@ -138,8 +138,10 @@ class WinogradConvolutional(FusedConvolutional):
 
     def __init__(self, fused: FusedConvolutional, tile: int) -> None:
         nn.Module.__init__(self)
-        if (fused.size, fused.stride, fused.padding, fused.groups) != (3, 1, 1, 1):
-            raise ValueError("Winograd F(m, 3) needs a 3x3, stride 1, padding 1, 1-group layer")
+        if not eligible(fused):
+            raise ValueError(
+                "Winograd F(m, 3) needs a fused float 3x3, stride 1, padding 1, one-group layer"
+            )
         for attr in ("in_shape", "out_shape", "size", "stride", "padding", "groups", "activation"):
             setattr(self, attr, getattr(fused, attr))
         self.bn = None
@@ -163,8 +165,9 @@ class WinogradConvolutional(FusedConvolutional):
         u = torch.einsum("ik,ockl,jl->ijco", g, w.detach().double(), g)
         return u.reshape(n * n, w.shape[1], w.shape[0]).to(dtype).contiguous()
 
-    def _weight(self, dtype: torch.dtype) -> Tensor:
-        if _compiling():
+    def _weight(self, dtype: torch.dtype, compiling: bool = False) -> Tensor:
+        """``U``: cached eagerly; computed in the graph when compiling (frozen weights fold it)."""
+        if compiling:
             return self._transformed_weight(dtype)
         w = self.conv.weight
         key = (w.data_ptr(), w._version, w.device, dtype)
@@ -182,30 +185,32 @@ class WinogradConvolutional(FusedConvolutional):
             torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         ):
             return super().forward(x)  # an inference path: autograd gets the direct convolution
-        return self._winograd(x, self._weight(x.dtype), inplace_tail=not _compiling())
+        compiling = _compiling()
+        u = self._weight(x.dtype, compiling)
+        return self._winograd(x, u, compiling)
 
-    def _kron_matrices(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _kron_matrices(self, x: Tensor, cached: bool) -> tuple[Tensor, Tensor]:
         """``kron(B^T, B^T)`` and ``kron(A^T, A^T)``: both transforms of a flattened tile (cached
         per device and dtype eagerly; constants of the graph when compiling)."""
         key = (x.device, x.dtype)
-        if key in self._kron and not _compiling():
+        if cached and key in self._kron:
             return self._kron[key]
         bt, at = (torch.tensor(c, dtype=torch.float64) for c in (self._coef_bt, self._coef_at))
         pair = (torch.kron(bt, bt).to(x), torch.kron(at, at).to(x))
-        if not _compiling():
+        if cached:
             self._kron[key] = pair
         return pair
 
-    def _winograd(self, x: Tensor, u: Tensor, inplace_tail: bool) -> Tensor:
+    def _winograd(self, x: Tensor, u: Tensor, compiling: bool) -> Tensor:
         """The layer's output, channels_last.  The transforms of all tiles and channels are two
         matrix products with the Kronecker-product matrices, the channel sums one ``bmm``.
-        ``inplace_tail``: write the bias-added output into a preallocated buffer and apply the
-        activation in place (eager: one copy); else plain ops that inductor fuses into one loop."""
+        Eagerly the bias-added output is written into a preallocated buffer and activated in
+        place (one copy); ``compiling``: plain ops, which inductor fuses into one loop."""
         m, n = self.tile, self.tile + 2
         b, c, h, w = x.shape
         th, tw = -(-h // m), -(-w // m)
         tiles = b * th * tw
-        kb, ka = self._kron_matrices(x)
+        kb, ka = self._kron_matrices(x, cached=not compiling)
         xp = F.pad(x, (1, tw * m + 1 - w, 1, th * m + 1 - h))
         d = xp.unfold(2, n, m).unfold(3, n, m).permute(4, 5, 0, 2, 3, 1)  # n n b th tw c
         v = (kb @ d.reshape(n * n, tiles * c)).view(n * n, tiles, c)
@@ -213,7 +218,7 @@ class WinogradConvolutional(FusedConvolutional):
         co = prod.shape[-1]
         y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
         y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
-        if not inplace_tail:
+        if compiling:
             y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + self.conv.bias
             return activate(y, self.activation).permute(0, 3, 1, 2)
         out = x.new_empty(b, th, m, tw, m, co)
