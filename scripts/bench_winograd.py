@@ -21,12 +21,8 @@ import torch
 
 from darkconv.bench_models import resized_network
 from darkconv.builder import build
+from darkconv.run_cli import relative_error
 from darkconv.winograd import WinogradConvolutional, winograd_model
-
-
-def _rel(p: torch.Tensor, q: torch.Tensor) -> float:
-    scale = p.abs().max().item()
-    return (p - q).abs().max().item() / scale if scale else 0.0
 
 
 def main() -> None:
@@ -54,8 +50,8 @@ def main() -> None:
             n = sum(isinstance(m, WinogradConvolutional) for m in wino.modules())
             x = torch.rand(1, *network.input)
             # every layer's output (a classifier's softmax alone can hide differences)
-            pairs = zip(direct(x, all_outputs=True), wino(x, all_outputs=True), strict=True)
-            diff = max(_rel(p, q) for p, q in pairs if p is not None)
+            ref, out = direct.darknet_outputs(x), wino.darknet_outputs(x)
+            diff = max(relative_error(out[k], ref[k]) for k in ref)
             times: dict[str, list[float]] = {"direct": [], "winograd": []}
             for model in (direct, wino):  # warm-up
                 model(x)
