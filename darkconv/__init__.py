@@ -20,22 +20,22 @@ from darkconv.errors import (
     UnsupportedError,
     WeightsError,
 )
-from darkconv.graph import Layer, Network, load_network, parse_network, write_network
+from darkconv.parse.graph import Layer, Network, load_network, parse_network, write_network
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved lazily so `import darkconv` stays light.
 _LAZY = {
-    "build": "darkconv.builder",
-    "load": "darkconv.builder",
-    "DarknetModel": "darkconv.builder",
-    "read_weights": "darkconv.weights",
-    "write_weights": "darkconv.weights",
-    "read_header": "darkconv.weights",
-    "save_state_dict": "darkconv.weights",
-    "load_state_dict": "darkconv.weights",
-    "predict": "darkconv.apps",
-    "detect": "darkconv.apps",
+    "build": "darkconv.nn.builder",
+    "load": "darkconv.nn.builder",
+    "DarknetModel": "darkconv.nn.builder",
+    "read_weights": "darkconv.weights.io",
+    "write_weights": "darkconv.weights.io",
+    "read_header": "darkconv.weights.io",
+    "save_state_dict": "darkconv.weights.io",
+    "load_state_dict": "darkconv.weights.io",
+    "predict": "darkconv.apps.api",
+    "detect": "darkconv.apps.api",
 }
 
 __all__ = [

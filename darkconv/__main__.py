@@ -1,3 +1,3 @@
-from darkconv.cli import main
+from darkconv.cli.main import main
 
 main()

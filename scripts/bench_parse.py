@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-from darkconv.cfg import parse_cfg
-from darkconv.graph import network_from_document, shipped_cfg_dir
+from darkconv.parse.cfg import parse_cfg
+from darkconv.parse.graph import network_from_document, shipped_cfg_dir
 
 
 def naive(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -71,7 +71,7 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         walls.append(time.perf_counter() - t)
-    probe = "import sys, darkconv.cli, darkconv.graph; darkconv.graph.load_network('yolov3'); print('torch' in sys.modules)"
+    probe = "import sys, darkconv.cli.main, darkconv.parse.graph; darkconv.graph.load_network('yolov3'); print('torch' in sys.modules)"
     torch_loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True
     ).stdout.strip()

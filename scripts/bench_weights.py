@@ -42,8 +42,8 @@ FLOOR_LOAD = (
 
 def make_weights(path: str, seed: int = 0) -> int:
     """A random darknet53.weights of the size the shipped cfg implies (0.2.0 header)."""
-    from darkconv.graph import load_network
-    from darkconv.weights import DEFAULT_HEADER, weights_bytes
+    from darkconv.parse.graph import load_network
+    from darkconv.weights.io import DEFAULT_HEADER, weights_bytes
 
     net = load_network("darknet53")
     n = (weights_bytes(net) - DEFAULT_HEADER.header_bytes) // 4

@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from darkconv.bench_models import resized_network
-from darkconv.builder import build
-from darkconv.run_cli import relative_error
-from darkconv.winograd import WinogradConvolutional, winograd_model
+from darkconv.bench.models import resized_network
+from darkconv.cli.run import relative_error
+from darkconv.nn.builder import build
+from darkconv.nn.winograd import WinogradConvolutional, winograd_model
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import torch
 from conftest import FIXTURES  # noqa: F401  (re-exported for the test modules)
 from torch import nn
 
-from darkconv.modules import BatchNormLayer, Connected, Convolutional, Deconvolutional, Local
+from darkconv.nn.modules import BatchNormLayer, Connected, Convolutional, Deconvolutional, Local
 
 _SUB = {"input_layer": "input", "self_layer": "self", "output_layer": "output"}
 

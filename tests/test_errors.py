@@ -10,9 +10,9 @@ from conftest import CFG_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from darkconv.cli import cli, main
+from darkconv.cli.main import cli, main
 from darkconv.errors import CfgError, DarkconvError
-from darkconv.graph import parse_network
+from darkconv.parse.graph import parse_network
 
 NET = "[net]\nwidth=16\nheight=16\nchannels=3\n"
 CONV = "[convolutional]\nfilters=4\nsize=3\nstride=1\npad=1\n"
@@ -92,7 +92,7 @@ def test_binary_file_is_rejected(tmp_path):
 
 def test_missing_file_names_the_file():
     with pytest.raises(CfgError, match="no such cfg file"):
-        from darkconv.graph import load_network
+        from darkconv.parse.graph import load_network
 
         load_network("/nonexistent/x.cfg")
 

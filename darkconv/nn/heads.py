@@ -1,0 +1,221 @@
+"""Torch modules for Darknet's output layers: softmax (groups, temperature, tree), yolo,
+region, detection and cost.  All run their activations in the layer itself, as Darknet does
+at inference (no truth, ``train=0``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from darkconv.nn.modules import activate
+
+__all__ = [
+    "darknet_softmax",
+    "read_tree_groups",
+    "Softmax",
+    "Yolo",
+    "Region",
+    "Detection",
+    "Cost",
+]
+
+
+def darknet_softmax(x: Tensor, dim: int, temperature: float = 1.0) -> Tensor:
+    """blas.c ``softmax``: ``exp(x/t - max/t)`` divided by the float sum of the exps."""
+    if temperature == 1.0:
+        return torch.softmax(x, dim=dim)
+    return torch.softmax(x / temperature, dim=dim)
+
+
+def read_tree_groups(path: str) -> list[int]:
+    """tree.c ``read_tree``: the sizes of the runs of consecutive lines with the same parent id
+    (``name parent`` per line; the parent defaults to -1).  A run before the first parent change
+    starts from parent -1, so a file whose first parent is not -1 begins with an empty group."""
+    sizes: list[int] = []
+    last_parent, run = -1, 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            fields = line.split()
+            parent = -1
+            if len(fields) > 1:
+                try:
+                    parent = int(fields[1])
+                except ValueError:
+                    parent = -1
+            if parent != last_parent:
+                sizes.append(run)
+                run, last_parent = 0, parent
+            run += 1
+    sizes.append(run)
+    return sizes
+
+
+class Softmax(nn.Module):
+    """``[softmax]`` (softmax_layer.c).  The flat input is split into ``groups`` contiguous chunks
+    of ``inputs/groups`` values (not per pixel), each softmaxed with ``temperature``.  With a tree
+    (``tree_groups`` = run lengths from :func:`read_tree_groups`) one softmax per run.  Values no
+    group covers keep Darknet's initial 0.  A given ``error`` is raised by the forward."""
+
+    def __init__(
+        self,
+        inputs: int,
+        groups: int = 1,
+        temperature: float = 1.0,
+        tree_groups: Sequence[int] | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        super().__init__()
+        self.inputs = inputs
+        self.error = error
+        self.temperature = float(temperature)
+        if tree_groups is not None:
+            self.sizes = [int(s) for s in tree_groups]
+            self.uniform = 0
+        else:
+            n = inputs // groups
+            self.sizes = [n] * groups
+            self.uniform = n
+        self.covered = sum(self.sizes)
+        self.out_shape = (0, 0, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.error is not None:  # e.g. the tree file was missing when the model was built
+            raise self.error
+        b = x.shape[0]
+        flat = x.reshape(b, self.inputs)
+        if self.uniform:
+            g = len(self.sizes)
+            parts = [
+                darknet_softmax(
+                    flat[:, : self.covered].reshape(b, g, self.uniform), 2, self.temperature
+                ).reshape(b, -1)
+            ]
+        else:
+            parts, start = [], 0
+            for size in self.sizes:
+                if size:
+                    parts.append(
+                        darknet_softmax(flat[:, start : start + size], 1, self.temperature)
+                    )
+                start += size
+        if self.covered < self.inputs:
+            parts.append(flat.new_zeros(b, self.inputs - self.covered))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+class Yolo(nn.Module):
+    """``[yolo]`` (yolo_layer.c forward): a copy of the input with logistic on planes 0, 1 (x, y)
+    and 4 .. 4+classes (objectness, classes) of each anchor's ``4+1+classes`` planes; w, h stay
+    raw.  ``mask`` and ``anchors`` are kept for decoding; they do not affect the output."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        classes: int,
+        mask: Sequence[int],
+        anchors: Sequence[float] = (),
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = self.out_shape = (c, h, w)
+        self.classes, self.n = classes, len(mask)
+        self.mask = tuple(int(m) for m in mask)
+        self.anchors = tuple(float(a) for a in anchors)
+        entries = 4 + 1 + classes
+        if self.n * entries != c:
+            raise ValueError(f"yolo: {c} channels != {self.n} anchors x (5 + {classes} classes)")
+        act = torch.ones(entries, dtype=torch.bool)
+        act[2:4] = False
+        self.register_buffer("act", act.repeat(self.n).reshape(1, c, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.reshape((x.shape[0],) + self.in_shape)
+        return torch.where(self.act, activate(x, "logistic"), x)
+
+
+class Region(nn.Module):
+    """``[region]`` (region_layer.c, yolov2).  Per anchor block of ``coords+classes+1`` planes:
+    logistic on planes 0, 1 and on objectness (plane ``coords``) unless ``background``; with
+    ``softmax`` a softmax over the classes per cell (entries ``coords+1 ..``, or
+    ``classes+1`` entries from ``coords`` with ``background``) read from the raw input, else
+    logistic on the classes.  ``tree=`` regions are not supported (Darknet's CPU output is not
+    usable there; the builder passes an ``error`` that the forward raises)."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        classes: int,
+        coords: int = 4,
+        num: int = 1,
+        softmax: bool = False,
+        background: bool = False,
+        anchors: Sequence[float] = (),
+        error: Exception | None = None,
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = self.out_shape = (c, h, w)
+        self.error = error
+        self.classes, self.coords, self.n = classes, coords, num
+        self.softmax, self.background = bool(softmax), bool(background)
+        self.anchors = tuple(float(a) for a in anchors)
+        self.entries = coords + classes + 1
+        if num * self.entries != c:
+            raise ValueError(f"region: {c} channels != {num} x ({coords} + {classes} + 1)")
+        act = torch.zeros(self.entries, dtype=torch.bool)
+        act[0:2] = True
+        if not self.background:
+            act[coords] = True
+        if not self.softmax:
+            act[coords + 1 :] = True
+        self.register_buffer("act", act.reshape(1, 1, -1, 1, 1), persistent=False)
+        first = coords + (0 if self.background else 1)
+        self.soft = (first, first + classes + int(self.background)) if self.softmax else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.error is not None:
+            raise self.error
+        b = x.shape[0]
+        _, h, w = self.in_shape
+        y = x.reshape(b, self.n, self.entries, h, w)
+        out = torch.where(self.act, activate(y, "logistic"), y)
+        if self.soft is not None:
+            lo, hi = self.soft
+            out = torch.cat(
+                [out[:, :, :lo], darknet_softmax(y[:, :, lo:hi], 2), out[:, :, hi:]], dim=2
+            )
+        return out.reshape((b,) + self.in_shape)
+
+
+class Detection(nn.Module):
+    """``[detection]`` (detection_layer.c, yolov1): a copy of the input; with ``softmax`` each of
+    the first ``side*side`` chunks of ``classes`` values is softmaxed.  Dims are reported 0."""
+
+    def __init__(self, inputs: int, classes: int, side: int, softmax: bool = False) -> None:
+        super().__init__()
+        self.inputs, self.classes, self.side = inputs, classes, side
+        self.softmax = bool(softmax)
+        self.out_shape = (0, 0, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        flat = x.reshape(b, self.inputs)
+        if not self.softmax:
+            return flat
+        n = self.side * self.side * self.classes
+        probs = darknet_softmax(flat[:, :n].reshape(b, self.side * self.side, self.classes), 2)
+        return torch.cat([probs.reshape(b, n), flat[:, n:]], dim=1)
+
+
+class Cost(nn.Module):
+    """``[cost]`` at inference: there is no truth, so Darknet leaves its output buffer all zeros."""
+
+    def __init__(self, inputs: int) -> None:
+        super().__init__()
+        self.inputs = inputs
+        self.out_shape = (0, 0, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], self.inputs)

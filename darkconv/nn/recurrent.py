@@ -1,0 +1,137 @@
+"""Darknet's recurrent layers for one time step from a fresh (zero) state: ``[rnn]``,
+``[gru]``, ``[lstm]`` and ``[crnn]``.
+
+Darknet keeps the hidden state across ``network_predict`` calls, so only the first call after
+loading is reproducible; these modules always start from zeros (``time_steps=1``).  Sublayers
+are :class:`~darkconv.modules.Connected` / :class:`~darkconv.modules.Convolutional` modules named
+as in the weights file (``input``, ``self``, ``output``; ``wz`` ... ``uh``; ``wi`` ... ``ug``).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from darkconv.nn.modules import Connected, Convolutional, activate
+
+__all__ = ["RNN", "GRU", "LSTM", "CRNN"]
+
+
+class _Recurrent(nn.Module):
+    def sub(self, name: str) -> nn.Module:
+        return self._modules[name]  # type: ignore[return-value]
+
+
+class RNN(_Recurrent):
+    """``[rnn]`` (rnn_layer.c): ``s = input(x) + self(0)`` (+ old state 0 with ``shortcut``),
+    ``out = output(s)``; every sublayer is a connected layer with the rnn's activation and BN."""
+
+    def __init__(
+        self,
+        inputs: int,
+        output: int,
+        activation: str = "logistic",
+        batch_normalize: bool = False,
+        bn_mode: str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.output_size = output
+        self.out_shape = (0, 0, 0)
+        for name, n_in in (("input", inputs), ("self", output), ("output", output)):
+            self.add_module(name, Connected(n_in, output, batch_normalize, activation, bn_mode))
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = x.new_zeros(x.shape[0], self.output_size)
+        # forward_rnn_layer: the new state is (old state if shortcut, i.e. 0) + input + self.
+        s = self.sub("input")(x) + self.sub("self")(state)
+        return self.sub("output")(s)
+
+
+class GRU(_Recurrent):
+    """``[gru]`` (gru_layer.c): ``z = σ(uz(x)+wz(h))``, ``r = σ(ur(x)+wr(h))``,
+    ``ĥ = σ|tanh(uh(x)+wh(r*h))``, ``out = z*h + (1-z)*ĥ`` with h = 0; linear sublayers."""
+
+    def __init__(
+        self,
+        inputs: int,
+        output: int,
+        batch_normalize: bool = False,
+        tanh: bool = False,
+        bn_mode: str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.output_size = output
+        self.out_shape = (0, 0, 0)
+        self.candidate = "tanh" if tanh else "logistic"
+        for name in ("wz", "wr", "wh"):
+            self.add_module(name, Connected(output, output, batch_normalize, "linear", bn_mode))
+        for name in ("uz", "ur", "uh"):
+            self.add_module(name, Connected(inputs, output, batch_normalize, "linear", bn_mode))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.new_zeros(x.shape[0], self.output_size)
+        z = activate(self.sub("uz")(x) + self.sub("wz")(h), "logistic")
+        r = activate(self.sub("ur")(x) + self.sub("wr")(h), "logistic")
+        cand = activate(self.sub("uh")(x) + self.sub("wh")(r * h), self.candidate)
+        # weighted_sum_cpu(state, h, z): z*state + (1-z)*h
+        return z * h + (1 - z) * cand
+
+
+class LSTM(_Recurrent):
+    """``[lstm]`` (lstm_layer.c): ``f,i,o = σ(u*(x)+w*(h))``, ``g = tanh(ug(x)+wg(h))``,
+    ``c = f*c + i*g``, ``h = o*tanh(c)`` from h = c = 0; linear sublayers."""
+
+    def __init__(
+        self, inputs: int, output: int, batch_normalize: bool = False, bn_mode: str = "cpu"
+    ) -> None:
+        super().__init__()
+        self.output_size = output
+        self.out_shape = (0, 0, 0)
+        for name in ("wi", "wf", "wo", "wg"):
+            self.add_module(name, Connected(output, output, batch_normalize, "linear", bn_mode))
+        for name in ("ui", "uf", "uo", "ug"):
+            self.add_module(name, Connected(inputs, output, batch_normalize, "linear", bn_mode))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.new_zeros(x.shape[0], self.output_size)
+        c = h
+        f = activate(self.sub("wf")(h) + self.sub("uf")(x), "logistic")
+        i = activate(self.sub("wi")(h) + self.sub("ui")(x), "logistic")
+        g = activate(self.sub("wg")(h) + self.sub("ug")(x), "tanh")
+        o = activate(self.sub("wo")(h) + self.sub("uo")(x), "logistic")
+        c = c * f + i * g
+        return activate(c, "tanh") * o
+
+
+class CRNN(_Recurrent):
+    """``[crnn]`` (crnn_layer.c): :class:`RNN` with 3x3 pad-1 stride-1 convolutions
+    (``hidden_filters`` for input/self, ``output_filters`` for output)."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        hidden_filters: int,
+        output_filters: int,
+        activation: str = "logistic",
+        batch_normalize: bool = False,
+        bn_mode: str = "cpu",
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.hidden_shape = (hidden_filters, h, w)
+        self.out_shape = (output_filters, h, w)
+        conv = dict(
+            size=3,
+            stride=1,
+            padding=1,
+            batch_normalize=batch_normalize,
+            activation=activation,
+            bn_mode=bn_mode,
+        )
+        self.add_module("input", Convolutional((c, h, w), hidden_filters, **conv))  # type: ignore[arg-type]
+        self.add_module("self", Convolutional(self.hidden_shape, hidden_filters, **conv))  # type: ignore[arg-type]
+        self.add_module("output", Convolutional(self.hidden_shape, output_filters, **conv))  # type: ignore[arg-type]
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = x.new_zeros((x.shape[0],) + self.hidden_shape)
+        s = self.sub("input")(x) + self.sub("self")(state)
+        return self.sub("output")(s)

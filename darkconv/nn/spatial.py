@@ -1,0 +1,274 @@
+"""Torch modules for Darknet's parameterless layers that move or combine values: maxpool,
+avgpool, route, shortcut, upsample, reorg, crop, l2norm and LRN (``[normalization]``).
+
+Like :mod:`darkconv.nn.modules`, each module takes plain Python values and reshapes its input from
+Darknet's flat buffer order to the dims it was built for.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from darkconv.nn.modules import activate, as_chw
+
+__all__ = [
+    "MaxPool",
+    "AvgPool",
+    "Route",
+    "Shortcut",
+    "Upsample",
+    "Reorg",
+    "Crop",
+    "L2Norm",
+    "Normalization",
+]
+
+Shape3 = tuple[int, int, int]
+FLT_MAX = 3.4028234663852886e38
+
+
+class MaxPool(nn.Module):
+    """``[maxpool]`` (maxpool_layer.c).  ``padding`` is the TOTAL padding; output
+    ``(w + padding - size)/stride + 1``; windows start at ``-padding/2``; cells outside the image
+    count as ``-FLT_MAX`` (so an all-padding window outputs -3.4028235e38)."""
+
+    def __init__(self, in_shape: Shape3, size: int, stride: int, padding: int) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = (c, h, w)
+        self.size, self.stride, self.padding = size, stride, padding
+        self.out_shape = (c, (h + padding - size) // stride + 1, (w + padding - size) // stride + 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        _, h, w = self.in_shape
+        _, oh, ow = self.out_shape
+        off = self.padding // 2
+        right = max(0, (ow - 1) * self.stride + self.size - w - off)
+        bottom = max(0, (oh - 1) * self.stride + self.size - h - off)
+        if off or right or bottom:
+            x = F.pad(x, (off, right, off, bottom), value=-FLT_MAX)
+        y = F.max_pool2d(x, self.size, self.stride)
+        return y[:, :, :oh, :ow]
+
+
+class AvgPool(nn.Module):
+    """``[avgpool]`` (avgpool_layer.c): always global; float sum over h*w divided by h*w."""
+
+    def __init__(self, in_shape: Shape3) -> None:
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (in_shape[0], 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        _, h, w = self.in_shape
+        return x.sum(dim=(2, 3), keepdim=True) / (h * w)
+
+
+class Route(nn.Module):
+    """``[route]`` (route_layer.c): concatenates the sources' flat buffers in the listed order.
+    When every source has the first one's h and w this is a channel concat; otherwise Darknet
+    reports dims 0 and the output is the flat ``(B, outputs)`` vector."""
+
+    def __init__(self, out_shape: Shape3) -> None:
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        b = xs[0].shape[0]
+        c, h, w = self.out_shape
+        if c and h and w and all(x.dim() == 4 and x.shape[2:] == (h, w) for x in xs):
+            return xs[0] if len(xs) == 1 else torch.cat(xs, dim=1)
+        flat = torch.cat([x.reshape(b, -1) for x in xs], dim=1)
+        return flat.reshape(b, c, h, w) if c * h * w == flat.shape[1] else flat
+
+
+class Shortcut(nn.Module):
+    """``[shortcut]`` (shortcut_layer.c, blas.c shortcut_cpu).  ``out = copy(prev)``, then for
+    ``c < min(c)``, ``y < min(h)``, ``x < min(w)``:
+    ``out[c][y*sample][x*sample] = alpha*out[...] + beta*from[c][y*stride][x*stride]`` with
+    ``stride = max(1, w_from/w_prev)``, ``sample = max(1, w_prev/w_from)``; then the activation
+    over everything.  Channels and pixels outside that range are copied unchanged."""
+
+    def __init__(
+        self,
+        in_shape: Shape3,
+        from_shape: Shape3,
+        activation: str = "linear",
+        alpha: float = 1.0,
+        beta: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.from_shape = tuple(from_shape)
+        self.out_shape = self.in_shape
+        self.activation = activation
+        self.alpha, self.beta = float(alpha), float(beta)
+        c2, h2, w2 = self.in_shape
+        c1, h1, w1 = self.from_shape
+        self.stride = max(1, w1 // w2)
+        self.sample = max(1, w2 // w1)
+        self.minc, self.minh, self.minw = min(c1, c2), min(h1, h2), min(w1, w2)
+        self.plain = self.in_shape == self.from_shape
+
+    def forward(self, x: Tensor, src: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        src = as_chw(src, self.from_shape)
+        if self.plain:
+            y = self._combine(x, src)
+        else:
+            st, sa = self.stride, self.sample
+            add = src[:, : self.minc, : self.minh * st : st, : self.minw * st : st]
+            y = x.clone()
+            part = y[:, : self.minc, : self.minh * sa : sa, : self.minw * sa : sa]
+            y[:, : self.minc, : self.minh * sa : sa, : self.minw * sa : sa] = self._combine(
+                part, add
+            )
+        return activate(y, self.activation)
+
+    def _combine(self, out: Tensor, add: Tensor) -> Tensor:
+        if self.alpha == 1.0 and self.beta == 1.0:
+            return out + add
+        return self.alpha * out + self.beta * add
+
+
+class Upsample(nn.Module):
+    """``[upsample]`` (upsample_layer.c).  Positive ``stride``: nearest neighbour times
+    ``scale``.  Negative stride ``-s``: each output is ``scale * sum`` of an s x s block, where
+    Darknet indexes the input with row width ``out_w*s`` (only meaningful when h and w are
+    divisible by s; we read the flat buffer the same way)."""
+
+    def __init__(self, in_shape: Shape3, stride: int = 2, scale: float = 1.0) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = (c, h, w)
+        self.reverse = stride < 0
+        self.s = abs(stride)
+        self.scale = float(scale)
+        if self.reverse:
+            self.out_shape = (c, h // self.s, w // self.s)
+        else:
+            self.out_shape = (c, h * self.s, w * self.s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, s = x.shape[0], self.s
+        c, oh, ow = self.out_shape
+        if self.reverse:
+            flat = x.reshape(b, -1)[:, : c * oh * s * ow * s]
+            y = flat.reshape(b, c, oh, s, ow, s).sum(dim=(3, 5))
+        else:
+            _, h, w = self.in_shape
+            x = as_chw(x, self.in_shape)
+            y = x[:, :, :, None, :, None].expand(b, c, h, s, w, s).reshape(b, c, oh, ow)
+        return y * self.scale if self.scale != 1.0 else y
+
+
+class Reorg(nn.Module):
+    """``[reorg]`` (reorg_layer.c, blas.c reorg_cpu / flatten).  Darknet's order is not
+    ``pixel_unshuffle``: the input is read as ``(C/s^2, H, s, W, s)`` and permuted
+    ``(2, 4, 0, 1, 3)``; ``reverse`` is the inverse, ``flatten`` turns CHW into HWC (HWC into CHW
+    with ``reverse``), ``extra=k`` appends k zeros (dims 0)."""
+
+    def __init__(
+        self,
+        in_shape: Shape3,
+        stride: int = 1,
+        reverse: bool = False,
+        flatten: bool = False,
+        extra: int = 0,
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = (c, h, w)
+        self.s, self.reverse, self.flatten, self.extra = stride, bool(reverse), bool(flatten), extra
+        s = stride
+        if reverse:
+            self.out_shape: Shape3 = (c // (s * s), h * s, w * s)
+        else:
+            self.out_shape = (c * s * s, h // s, w // s)
+        if extra:
+            self.out_shape = (0, 0, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, s = x.shape[0], self.s
+        c, h, w = self.in_shape
+        if self.flatten:
+            x = as_chw(x, self.in_shape)
+            # flatten(..., forward=1): CHW -> HWC; with reverse (forward=0): HWC -> CHW
+            y = x.reshape(b, h * w, c).transpose(1, 2) if self.reverse else x.permute(0, 2, 3, 1)
+            return y.reshape((b,) + self.out_shape)
+        if self.extra:
+            flat = x.reshape(b, -1)
+            return torch.cat([flat, flat.new_zeros(b, self.extra)], dim=1)
+        if self.reverse:
+            y = x.reshape(b, s, s, c // (s * s), h, w).permute(0, 3, 4, 1, 5, 2)
+        else:
+            y = x.reshape(b, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)
+        return y.reshape((b,) + self.out_shape)
+
+
+class Crop(nn.Module):
+    """``[crop]`` at inference (crop_layer.c): centre crop ``dh=(h-ch)/2, dw=(w-cw)/2`` of
+    ``value*2-1`` (plain value with ``noadjust``); flip, angle and colour jitter are training only."""
+
+    def __init__(
+        self, in_shape: Shape3, crop_height: int, crop_width: int, noadjust: bool = False
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = (c, h, w)
+        self.out_shape = (c, crop_height, crop_width)
+        self.dh, self.dw = (h - crop_height) // 2, (w - crop_width) // 2
+        self.noadjust = bool(noadjust)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        _, ch, cw = self.out_shape
+        y = x[:, :, self.dh : self.dh + ch, self.dw : self.dw + cw]
+        return y if self.noadjust else y * 2 - 1
+
+
+class L2Norm(nn.Module):
+    """``[l2norm]`` (blas.c l2normalize_cpu): ``x / sqrt(sum_c x^2)`` per pixel, no epsilon."""
+
+    def __init__(self, in_shape: Shape3) -> None:
+        super().__init__()
+        self.in_shape = self.out_shape = tuple(in_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        return x / torch.sqrt((x * x).sum(dim=1, keepdim=True))
+
+
+class Normalization(nn.Module):
+    """``[normalization]``/``[lrn]`` (normalization_layer.c).  Darknet's running sum starts with
+    channels ``0 .. size/2 - 1`` and then slides, so channel ``size/2`` is missing from every
+    window: ``out_k = x_k * (kappa + alpha*(sum_{j=k-(size-1)/2}^{k+size/2} x_j^2 - x_{size/2}^2))^-beta``
+    with j clipped to the channels.  alpha is not divided by size."""
+
+    def __init__(
+        self,
+        in_shape: Shape3,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        kappa: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_shape = self.out_shape = tuple(in_shape)
+        self.size, self.alpha, self.beta, self.kappa = size, alpha, beta, kappa
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
+        c = self.in_shape[0]
+        sq = x * x
+        lo, hi = (self.size - 1) // 2, self.size // 2
+        padded = F.pad(sq, (0, 0, 0, 0, lo, hi))
+        window = sum(padded[:, d : d + c] for d in range(lo + hi + 1))
+        if hi < c:
+            window = window - sq[:, hi : hi + 1]
+        norms = self.kappa + self.alpha * window
+        return x * torch.pow(norms, -self.beta)

@@ -1,0 +1,64 @@
+"""The Darknet-style layer table printed by ``darkconv build`` (no torch)."""
+
+from __future__ import annotations
+
+from darkconv.parse.graph import Layer, Network
+
+__all__ = ["format_table"]
+
+_SHORT = {
+    "convolutional": "conv",
+    "deconvolutional": "deconv",
+    "connected": "conn",
+    "maxpool": "max",
+    "avgpool": "avg",
+    "shortcut": "res",
+    "normalization": "lrn",
+    "batchnorm": "bn",
+}
+
+
+def _dims(shape: tuple[int, int, int], flat: int) -> str:
+    c, h, w = shape
+    return f"{w:4d} x{h:4d} x{c:5d}" if c and h and w else f"{flat:>18d}"
+
+
+def _what(layer: Layer) -> tuple[str, str]:
+    o = layer.options
+    t = layer.type
+    if t in ("convolutional", "deconvolutional", "local"):
+        groups = f" g{o['groups']}" if o.get("groups", 1) != 1 else ""
+        return f"{o['filters']:5d}", f"{o['size']:2d} x{o['size']:2d} /{o['stride']:2d}{groups}"
+    if t == "maxpool":
+        return "", f"{o['size']:2d} x{o['size']:2d} /{o['stride']:2d}"
+    if t in ("connected", "rnn", "gru", "lstm"):
+        return f"{o['output']:5d}", ""
+    if t == "route":
+        return "", " ".join(str(i) for i in o["layers"])
+    if t == "shortcut":
+        return "", f"from {o['from']}"
+    if t in ("upsample", "reorg"):
+        return "", f"x{o['stride']}" if t == "upsample" else f"/{o['stride']}"
+    return "", ""
+
+
+def format_table(network: Network) -> str:
+    lines = [
+        f"{'layer':>5} {'type':<8} {'filters':>7}  {'size/info':<14} {'input':>18}    {'output':>18}  BFLOPs"
+    ]
+    for layer in network.layers:
+        filters, info = _what(layer)
+        t = _SHORT.get(layer.type, layer.type)
+        bf = f"{layer.bflops:7.3f}" if layer.bflops else ""
+        c, h, w = layer.input
+        lines.append(
+            f"{layer.index:5d} {t:<8} {filters:>7}  {info:<14} "
+            f"{_dims(layer.input, c * h * w or layer.inputs)} -> {_dims(layer.output, layer.outputs)}  {bf}"
+        )
+    c, h, w = network.input
+    lines.append(
+        f"input {w}x{h}x{c} ({network.inputs} values) | layers {len(network.layers)} | "
+        f"output layer {network.output_index} | params {network.params:,} | "
+        f"BFLOPs {network.bflops:.3f} | .weights {network.weights_bytes():,} bytes"
+    )
+    return "\n".join(lines)
