@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from darkconv.bench.models import resized_network
+from darkconv.bench.spec import resized_network
 from darkconv.cli.run import relative_error
 from darkconv.nn.builder import build
 from darkconv.nn.winograd import WinogradConvolutional, winograd_model

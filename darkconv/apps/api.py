@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from darkconv.apps.classifier import Prediction, top_predictions
-from darkconv.apps.decode import Head, do_nms_sort, get_network_boxes
+from darkconv.apps.decode import Head, get_network_boxes
 from darkconv.apps.draw import DetectResult, draw_detections
 from darkconv.apps.image import FloatImage, ImageLike, as_image, letterbox_image
+from darkconv.apps.nms import do_nms_sort
 from darkconv.errors import ImageError, UnsupportedError
 
 __all__ = ["detect", "forward_layers", "model_network", "network_input", "predict"]

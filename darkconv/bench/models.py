@@ -1,14 +1,12 @@
-"""Model factories for ``darkconv bench``: cfg-built networks and optional peers.
+"""Preparing ``darkconv bench`` rows: cfg-built networks (and peers, from ``peers``) as timed calls.
 
 A :class:`ModelSpec` names one table row (``kind`` + ``target``) and is plain data, so a fresh
 child process can rebuild the same model to measure its peak RSS
 (``python -m darkconv.bench.models SPEC_JSON`` prints one JSON line).  :func:`prepare` turns a
 spec into a :class:`Prepared`: a zero-argument ``call`` running one synchronized forward pass.
 
-Kinds: ``darkconv`` (a cfg built by :func:`darkconv.builder.build`, its random init),
-``torchvision`` and ``timm`` (hand-written references, random init, never downloaded), and
-``opencv`` (``cv2.dnn.readNetFromDarknet`` on the same cfg text and a random ``.weights`` file of
-the right size, written beforehand by :func:`write_opencv_files`).
+Kinds: ``darkconv`` (a cfg built by :func:`darkconv.nn.builder.build`, its random init) and
+the peers of :mod:`darkconv.bench.peers` (``torchvision``, ``timm``, ``opencv``).
 """
 
 from __future__ import annotations
@@ -19,154 +17,12 @@ import json
 import os
 import resource
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from darkconv.bench.peers import peer_model, prepare_opencv
+from darkconv.bench.spec import DTYPES, ModelSpec, Prepared, Settings, resized_network
 
-from darkconv.parse.graph import Network, load_network, parse_network, write_network
-
-__all__ = [
-    "Settings",
-    "ModelSpec",
-    "Prepared",
-    "resized_network",
-    "random_state",
-    "write_opencv_files",
-    "peer_specs",
-    "prepare",
-    "compile_options",
-    "measure_rss",
-]
-
-TORCHVISION_PEERS = ("resnet50", "resnet101", "resnet152", "densenet121")
-TIMM_PEERS = ("darknet53",)
-DTYPES = ("fp32", "fp16", "bf16")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How every model of one bench run is built and fed."""
-
-    size: int = 224
-    batch: int = 1
-    device: str = "cpu"
-    threads: int | None = None
-    fuse: bool = True
-    channels_last: bool = False
-    dtype: str = "fp32"
-    compile: bool = False
-    winograd: bool = False
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One row: ``kind`` (darkconv, torchvision, timm, opencv) and ``target`` (cfg or model name).
-
-    ``files`` holds the ``(cfg, weights)`` paths of an opencv row."""
-
-    name: str
-    kind: str
-    target: str
-    files: tuple[str, str] | None = None
-
-
-@dataclass
-class Prepared:
-    call: Callable[[], object]
-    params: int
-    bflops: float
-    notes: list[str] = field(default_factory=list)
-
-
-def resized_network(cfg: str | Network, size: int | None) -> Network:
-    """The network of ``cfg`` with its ``[net]`` width and height replaced by ``size``.
-
-    Goes through the cfg text (``write_network`` -> edit ``[net]`` -> ``parse_network``), so
-    every shape, parameter count and BFLOPs value is recomputed by the graph for that size."""
-    network = cfg if isinstance(cfg, Network) else load_network(cfg)
-    if size is None or network.input[1:] == (size, size):
-        return network
-    keep = [(k, v) for k, v in network.net_cfg if k not in ("width", "height")]
-    edited = dataclasses.replace(
-        network, net_cfg=(*keep, ("width", str(size)), ("height", str(size)))
-    )
-    return parse_network(write_network(edited), path=network.path or "<bench>")
-
-
-def random_state(network: Network, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random float32 parameters for every record (``layers.{i}.{key}``): He-normal weights,
-    small biases and means, BN scales and variances in [0.5, 1.5).  For timing only."""
-    rng = np.random.default_rng(seed)
-    state: dict[str, np.ndarray] = {}
-    for layer in network.layers:
-        for rec in layer.records:
-            if rec.part in ("scales", "rolling_variance"):
-                arr = rng.uniform(0.5, 1.5, rec.shape)
-            elif rec.part == "weights" or rec.part.endswith(".weights"):
-                fan_in = max(1, int(np.prod(rec.shape[1:])) if len(rec.shape) > 1 else 1)
-                arr = rng.standard_normal(rec.shape) * np.sqrt(2.0 / fan_in)
-            else:
-                arr = rng.uniform(-0.1, 0.1, rec.shape)
-            state[f"layers.{layer.index}.{rec.key}"] = arr.astype(np.float32)
-    return state
-
-
-def write_opencv_files(
-    network: Network, folder: str | Path, stem: str, seed: int = 0
-) -> tuple[str, str]:
-    """Write ``stem.cfg`` (the network's cfg text) and a random ``stem.weights`` of the size
-    Darknet expects; returns their paths.  Uses darkconv's writer when it is importable, else a
-    0.2.0 header followed by the raw floats in record order."""
-    folder = Path(folder)
-    cfg_path, weights_path = folder / f"{stem}.cfg", folder / f"{stem}.weights"
-    cfg_path.write_text(write_network(network), encoding="utf-8")
-    state = random_state(network, seed)
-    try:
-        import torch
-
-        from darkconv.weights.io import write_weights
-
-        write_weights(weights_path, {k: torch.from_numpy(v) for k, v in state.items()}, network)
-    except ImportError:
-        header = np.array([0, 2, 0], "<i4").tobytes() + np.zeros(1, "<u8").tobytes()
-        with open(weights_path, "wb") as f:
-            f.write(header)
-            for arr in state.values():
-                f.write(arr.astype("<f4").tobytes())
-    return str(cfg_path), str(weights_path)
-
-
-def peer_specs(cfg_names: list[str], device: str) -> tuple[list[ModelSpec], list[str]]:
-    """The optional reference models that are installed, and one note per skipped group."""
-    specs: list[ModelSpec] = []
-    notes: list[str] = []
-    if _installed("torchvision"):
-        specs += [ModelSpec(f"{n} (torchvision)", "torchvision", n) for n in TORCHVISION_PEERS]
-    else:
-        notes.append("torchvision not installed: its resnet50/101/152 and densenet121 skipped")
-    if _installed("timm"):
-        specs += [ModelSpec(f"{n} (timm)", "timm", n) for n in TIMM_PEERS]
-    else:
-        notes.append("timm not installed: its darknet53 skipped")
-    if not cfg_names:
-        pass
-    elif not _installed("cv2"):
-        notes.append("opencv-python not installed: OpenCV DNN skipped")
-    elif not hasattr(importlib.import_module("cv2").dnn, "readNetFromDarknet"):
-        notes.append("OpenCV DNN skipped: this OpenCV has no Darknet importer (use opencv < 5)")
-    elif device != "cpu":
-        notes.append("OpenCV DNN skipped: the pip build runs on the CPU only")
-    else:
-        specs.append(ModelSpec(f"{cfg_names[0]} (OpenCV DNN)", "opencv", cfg_names[0]))
-    return specs, notes
-
-
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
+__all__ = ["prepare", "compile_options", "measure_rss", "set_threads"]
 
 # ----------------------------------------------------------------------------- torch models
 
@@ -195,17 +51,7 @@ def _torch_model(spec: ModelSpec, s: Settings) -> tuple[Any, int, float, tuple[i
         network = resized_network(spec.target, s.size)
         model = build(network)  # darkconv's random init: He-normal convolutions, BN identity
         return model, network.params, network.bflops, network.input
-    if spec.kind == "torchvision":
-        import torchvision
-
-        model = getattr(torchvision.models, spec.target)(weights=None)
-    elif spec.kind == "timm":
-        import timm
-
-        model = timm.create_model(spec.target, pretrained=False)
-    else:
-        raise ValueError(f"unknown model kind {spec.kind!r}")
-    model.eval()
+    model = peer_model(spec).eval()
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -267,37 +113,12 @@ def _prepare_torch(spec: ModelSpec, s: Settings) -> Prepared:
     return Prepared(call, params, bflops, notes)
 
 
-# ----------------------------------------------------------------------------- OpenCV
-
-
-def _prepare_opencv(spec: ModelSpec, s: Settings) -> Prepared:
-    import cv2
-
-    if spec.files is None:
-        raise ValueError("an opencv spec needs its (cfg, weights) files")
-    cfg_path, weights_path = spec.files
-    network = parse_network(Path(cfg_path).read_text(encoding="utf-8"), path=cfg_path)
-    if s.threads:
-        cv2.setNumThreads(s.threads)
-    net = cv2.dnn.readNetFromDarknet(cfg_path, weights_path)
-    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-    c, h, w = network.input
-    blob = np.random.default_rng(0).random((s.batch, c, h, w), dtype=np.float32)
-
-    def call() -> object:
-        net.setInput(blob)
-        return net.forward()
-
-    return Prepared(call, network.params, network.bflops, [])
-
-
 def prepare(spec: ModelSpec, settings: Settings) -> Prepared:
     """Build ``spec`` under ``settings``; ``call()`` runs one forward pass to completion."""
     if settings.dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {settings.dtype!r}")
     if spec.kind == "opencv":
-        return _prepare_opencv(spec, settings)
+        return prepare_opencv(spec, settings)
     return _prepare_torch(spec, settings)
 
 

@@ -23,17 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from darkconv.bench.models import (
-    ModelSpec,
-    Prepared,
-    Settings,
-    measure_rss,
-    peer_specs,
-    prepare,
-    resized_network,
-    set_threads,
-    write_opencv_files,
-)
+from darkconv.bench.models import measure_rss, prepare, set_threads
+from darkconv.bench.peers import peer_specs, write_opencv_files
+from darkconv.bench.spec import ModelSpec, Prepared, Settings, resized_network
 from darkconv.weights.atomic import atomic_writer
 
 __all__ = [

@@ -8,7 +8,6 @@ Commands import torch only when they need it, so parse-side commands stay fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
@@ -18,7 +17,7 @@ import click
 from darkconv import __version__
 from darkconv.cli.apps import detect_command, predict_command
 from darkconv.cli.bench import bench as bench_command
-from darkconv.cli.options import device_option
+from darkconv.cli.build import build as build_command
 from darkconv.cli.run import run_command, verify_command
 from darkconv.cli.weights import weights as weights_command
 from darkconv.errors import DarkconvError
@@ -30,64 +29,6 @@ __all__ = ["main", "cli"]
 @click.version_option(__version__, prog_name="darkconv")
 def cli() -> None:
     """Darknet .cfg and .weights files as first-class PyTorch."""
-
-
-def echo_warnings(items) -> None:
-    for w in items:
-        click.echo(f"warning: {w}", err=True)
-
-
-@cli.command()
-@click.argument("cfg")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the machine-readable summary (no torch)."
-)
-@click.option(
-    "--summary", is_flag=True, help="Print the layer table only; do not build the torch model."
-)
-@device_option(help="Where to build the model.")
-@click.option("--fuse", is_flag=True, help="Fold batch norm into the convolutions after building.")
-@click.option(
-    "--winograd",
-    is_flag=True,
-    help="With --fuse: Winograd F(m, 3) for the big 3x3 stride-1 convolutions (implies --fuse).",
-)
-def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winograd: bool) -> None:
-    """Parse CFG (a path or a shipped name like darknet53) and build the network.
-
-    Prints a Darknet-style table: index, type, filters, size/stride, input -> output,
-    BFLOPs, with totals (parameters, BFLOPs, expected .weights bytes).
-    """
-    from darkconv.parse.graph import load_network
-
-    network = load_network(cfg)
-    echo_warnings(network.warnings)
-    if as_json:
-        click.echo(json.dumps(network.summary()))
-        return
-    from darkconv.parse.summary import format_table
-
-    if summary:
-        click.echo(format_table(network))
-        return
-    from darkconv.nn.builder import build as build_model
-    from darkconv.nn.builder import pick_device
-
-    dev = pick_device(device)  # an unusable --device fails before any output
-    click.echo(format_table(network))
-    model = build_model(network, device=dev)
-    # Darknet's parameter count is every stored float: weights, biases and BN statistics.
-    n = sum(t.numel() for k, t in model.state_dict().items() if k.startswith("layers."))
-    click.echo(
-        f"built {type(model).__name__} on {dev}: {n:,} stored values (cfg: {network.params:,})"
-    )
-    if fuse or winograd:
-        model.fuse(winograd=winograd)
-        click.echo("fused batch norm into the convolutions (Darknet's epsilon)")
-    if winograd:
-        tiles = [m.tile for m in model.modules() if hasattr(m, "tile")]
-        counts = ", ".join(f"{tiles.count(t)} x F({t}x{t}, 3x3)" for t in sorted(set(tiles)))
-        click.echo(f"Winograd: {counts or 'no layer qualifies'} (darkconv.winograd.choose_tile)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -137,6 +78,7 @@ def _run(argv: list[str] | None) -> None:
 
 
 for _command in (
+    build_command,
     weights_command,
     run_command,
     verify_command,

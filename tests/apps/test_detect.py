@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from darkconv.apps.classifier import format_prediction, top_k, top_predictions
-from darkconv.apps.decode import Boxes, Head, box_iou, do_nms_sort, get_network_boxes
+from darkconv.apps.decode import Boxes, Head, get_network_boxes
 from darkconv.apps.draw import DetectResult, draw_detections, render_boxes, save_image
 from darkconv.apps.labels import LabelsError, read_data_file, read_names, resolve_data_path
+from darkconv.apps.nms import box_iou, do_nms_sort
 
 APPS = Path(__file__).resolve().parents[2] / "fixtures" / "apps"
 DETECT = sorted(p.name for p in APPS.glob("detect_*") if (p / "case.json").exists())
@@ -243,7 +244,7 @@ def test_no_torch_and_lazy_api() -> None:
     import sys
 
     code = (
-        "import sys, darkconv.apps.image, darkconv.apps.decode, darkconv.apps.classifier, darkconv.apps.draw, "
+        "import sys, darkconv.apps.image, darkconv.apps.decode, darkconv.apps.nms, darkconv.apps.classifier, darkconv.apps.draw, "
         "darkconv.apps.labels, darkconv.apps.api, darkconv.cli.apps\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "import darkconv\n"

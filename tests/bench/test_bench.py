@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from darkconv.bench.models import (
-    ModelSpec,
-    compile_options,
-    random_state,
-    resized_network,
-    write_opencv_files,
-)
+from darkconv.bench.models import compile_options
+from darkconv.bench.peers import write_opencv_files
 from darkconv.bench.run import Report, Settings, default_specs, format_table, run_bench
+from darkconv.bench.spec import ModelSpec, random_state, resized_network
 from darkconv.cli.bench import ProgressBar
 from darkconv.cli.main import cli
 from darkconv.parse.graph import load_network
