@@ -249,7 +249,7 @@ def render_boxes(image: FloatImage, detections: Sequence[Detection], classes: in
                 draw.line([(x2, y1), (x2, y2)], fill=color)
         tl, tt, tr, tb = draw.textbbox((0, 0), d.label, font=font)
         th, tw = tb - tt + 4, tr - tl + 4
-        row = d.top + d.line_width
+        row: float = d.top + d.line_width
         row = row - th if row - th >= 0 else row  # draw_label: above the box when it fits
         col = min(max(d.left, 0), w - 1)
         draw.rectangle([col, row, col + tw, row + th], fill=color)

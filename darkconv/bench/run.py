@@ -263,7 +263,10 @@ def format_table(report: Report) -> str:
                 _fmt(r.median_ms, ".1f"),
                 _fmt(r.min_ms, ".1f"),
                 _fmt(r.peak_mib, ".0f"),
-                _fmt(None if r.base_mib is None else r.peak_mib - r.base_mib, ".0f"),
+                _fmt(
+                    None if r.base_mib is None or r.peak_mib is None else r.peak_mib - r.base_mib,
+                    ".0f",
+                ),
                 _fmt(r.ratio, ".2f"),
             )
         )

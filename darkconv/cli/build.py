@@ -64,6 +64,8 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winog
         model.fuse(winograd=winograd)
         click.echo("fused batch norm into the convolutions (Darknet's epsilon)")
     if winograd:
-        tiles = [m.tile for m in model.modules() if hasattr(m, "tile")]
+        from darkconv.nn.winograd import WinogradConvolutional
+
+        tiles = [m.tile for m in model.modules() if isinstance(m, WinogradConvolutional)]
         counts = ", ".join(f"{tiles.count(t)} x F({t}x{t}, 3x3)" for t in sorted(set(tiles)))
         click.echo(f"Winograd: {counts or 'no layer qualifies'} (darkconv.winograd.choose_tile)")

@@ -6,7 +6,7 @@ Importing this module costs only click; torch and numpy load when a command runs
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -99,7 +99,7 @@ def _write_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
     from darkconv.weights.atomic import atomic_writer
 
     with atomic_writer(path) as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **cast(dict[str, Any], arrays))
 
 
 @click.command("run")

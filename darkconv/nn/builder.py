@@ -216,6 +216,8 @@ class DarknetModel(nn.Module):
     batched throughput (results then differ in the last bits).
     """
 
+    header: Tensor  # int64 (major, minor, revision, seen), a buffer
+
     def __init__(self, network: Network, layers: Sequence[nn.Module]) -> None:
         super().__init__()
         self.register_buffer("header", torch.tensor([0, 2, 0, 0], dtype=torch.int64))
@@ -251,10 +253,7 @@ class DarknetModel(nn.Module):
         prev = x
         for i, layer in enumerate(self.layers):
             src = self.sources[i]
-            args = tuple(
-                prev if s == i - 1 else x if s < 0 else outs[s]  # type: ignore[misc]
-                for s in src
-            )
+            args = tuple(prev if s == i - 1 else x if s < 0 else outs[s] for s in src)
             prev = layer(*args)
             if keep_all or i in self.keep:
                 outs[i] = prev
@@ -269,8 +268,7 @@ class DarknetModel(nn.Module):
             return self._run(x, keep_all)
         rows = [self._run(x[i : i + 1], keep_all) for i in range(x.shape[0])]
         return [
-            None if outs[0] is None else torch.cat(outs, dim=0)  # type: ignore[arg-type]
-            for outs in zip(*rows, strict=True)
+            None if outs[0] is None else torch.cat(outs, dim=0) for outs in zip(*rows, strict=True)
         ]
 
     def forward(self, x: Tensor, all_outputs: bool = False) -> Any:

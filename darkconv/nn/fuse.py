@@ -208,7 +208,7 @@ class FusedConnected(nn.Module):
         return f"activation={self.activation}"
 
 
-def _fold_in_place(layer: nn.Module, attr: str, dim: int, mode: str | None) -> None:
+def _fold_in_place(layer: Any, attr: str, dim: int, mode: str | None) -> None:
     """Fold ``layer.bn`` into ``layer.<attr>`` (a ParamHolder), keeping the layer's class."""
     holder = getattr(layer, attr)
     bn = layer.bn

@@ -106,6 +106,8 @@ class Softmax(nn.Module):
 
 
 class Yolo(nn.Module):
+    act: Tensor  # which channels get the logistic (a buffer)
+
     """``[yolo]`` (yolo_layer.c forward): a copy of the input with logistic on planes 0, 1 (x, y)
     and 4 .. 4+classes (objectness, classes) of each anchor's ``4+1+classes`` planes; w, h stay
     raw.  ``mask`` and ``anchors`` are kept for decoding; they do not affect the output."""
@@ -136,6 +138,8 @@ class Yolo(nn.Module):
 
 
 class Region(nn.Module):
+    act: Tensor  # which channels get the logistic (a buffer)
+
     """``[region]`` (region_layer.c, yolov2).  Per anchor block of ``coords+classes+1`` planes:
     logistic on planes 0, 1 and on objectness (plane ``coords``) unless ``background``; with
     ``softmax`` a softmax over the classes per cell (entries ``coords+1 ..``, or

@@ -14,6 +14,7 @@ Darknet where every layer reads the previous layer's flat ``l.output``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -41,6 +42,12 @@ __all__ = [
 Shape3 = tuple[int, int, int]
 
 
+def shape3(shape: Sequence[int]) -> Shape3:
+    """A (c, h, w) triple from any sequence of three ints."""
+    c, h, w = shape
+    return (int(c), int(h), int(w))
+
+
 def as_chw(x: Tensor, shape: Shape3) -> Tensor:
     """View a batch of Darknet flat buffers as ``(B, c, h, w)``."""
     c, h, w = shape
@@ -49,6 +56,9 @@ def as_chw(x: Tensor, shape: Shape3) -> Tensor:
 
 class ParamHolder(nn.Module):
     """Holds parameters registered in a given order (Darknet file order: bias before weight)."""
+
+    weight: Tensor
+    bias: Tensor
 
     def __init__(self, **shapes: tuple[int, ...] | None) -> None:
         super().__init__()
@@ -70,6 +80,10 @@ class DarknetBatchNorm(nn.Module):
     Then ``* weight + bias`` (``scale_bias``, ``add_bias``).  ``bias=False`` for ``[batchnorm]``,
     whose biases Darknet never stores (they stay 0).
     """
+
+    bias: Tensor | None
+    running_mean: Tensor
+    running_var: Tensor
 
     def __init__(self, channels: int, bias: bool = True, mode: str = "cpu") -> None:
         super().__init__()
@@ -106,7 +120,7 @@ class BatchNormLayer(nn.Module):
 
     def __init__(self, in_shape: Shape3, bn_mode: str = "cpu") -> None:
         super().__init__()
-        self.in_shape = tuple(in_shape)
+        self.in_shape: Shape3 = (in_shape[0], in_shape[1], in_shape[2])
         self.bn = DarknetBatchNorm(in_shape[0], bias=False, mode=bn_mode)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -324,11 +338,11 @@ class Connected(nn.Module):
 
     def state_dict(
         self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False
-    ) -> Any:  # type: ignore[override]
+    ) -> Any:
         tmp = super().state_dict(prefix=prefix, keep_vars=keep_vars)
         if destination is None:
             destination = OrderedDict()
-            destination._metadata = OrderedDict()  # type: ignore[attr-defined]
+            destination._metadata = OrderedDict()
         meta = getattr(destination, "_metadata", None)
         if meta is not None:
             meta.update(getattr(tmp, "_metadata", {}))

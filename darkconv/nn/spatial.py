@@ -7,11 +7,13 @@ Darknet's flat buffer order to the dims it was built for.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darkconv.nn.modules import activate, as_chw
+from darkconv.nn.modules import activate, as_chw, shape3
 
 __all__ = [
     "MaxPool",
@@ -59,7 +61,7 @@ class AvgPool(nn.Module):
 
     def __init__(self, in_shape: Shape3) -> None:
         super().__init__()
-        self.in_shape = tuple(in_shape)
+        self.in_shape = shape3(in_shape)
         self.out_shape = (in_shape[0], 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,8 +104,8 @@ class Shortcut(nn.Module):
         beta: float = 1.0,
     ) -> None:
         super().__init__()
-        self.in_shape = tuple(in_shape)
-        self.from_shape = tuple(from_shape)
+        self.in_shape = shape3(in_shape)
+        self.from_shape = shape3(from_shape)
         self.out_shape = self.in_shape
         self.activation = activation
         self.alpha, self.beta = float(alpha), float(beta)
@@ -236,7 +238,7 @@ class L2Norm(nn.Module):
 
     def __init__(self, in_shape: Shape3) -> None:
         super().__init__()
-        self.in_shape = self.out_shape = tuple(in_shape)
+        self.in_shape = self.out_shape = shape3(in_shape)
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_chw(x, self.in_shape)
@@ -258,7 +260,7 @@ class Normalization(nn.Module):
         kappa: float = 1.0,
     ) -> None:
         super().__init__()
-        self.in_shape = self.out_shape = tuple(in_shape)
+        self.in_shape = self.out_shape = shape3(in_shape)
         self.size, self.alpha, self.beta, self.kappa = size, alpha, beta, kappa
 
     def forward(self, x: Tensor) -> Tensor:
@@ -267,7 +269,7 @@ class Normalization(nn.Module):
         sq = x * x
         lo, hi = (self.size - 1) // 2, self.size // 2
         padded = F.pad(sq, (0, 0, 0, 0, lo, hi))
-        window = sum(padded[:, d : d + c] for d in range(lo + hi + 1))
+        window = cast(Tensor, sum(padded[:, d : d + c] for d in range(lo + hi + 1)))
         if hi < c:
             window = window - sq[:, hi : hi + 1]
         norms = self.kappa + self.alpha * window

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -218,11 +218,13 @@ class WinogradConvolutional(FusedConvolutional):
         co = prod.shape[-1]
         y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
         y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
+        bias = self.conv.bias
+        assert bias is not None  # a fused convolution always carries the folded bias
         if compiling:
-            y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + self.conv.bias
+            y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias
             return activate(y, self.activation).permute(0, 3, 1, 2)
         out = x.new_empty(b, th, m, tw, m, co)
-        torch.add(y, self.conv.bias, out=out)
+        torch.add(y, bias, out=out)
         out = out.view(b, th * m, tw * m, co)[:, :h, :w].permute(0, 3, 1, 2)
         return _act_inplace(out, self.activation)
 
@@ -235,7 +237,7 @@ class WinogradConvolutional(FusedConvolutional):
         return f"activation={self.activation}, winograd=F({self.tile}x{self.tile}, 3x3)"
 
 
-def eligible(module: nn.Module) -> bool:
+def eligible(module: nn.Module) -> TypeGuard[FusedConvolutional]:
     """A fused float 3x3, stride 1, padding 1, one-group convolution (not yet Winograd)."""
     return (
         type(module) is FusedConvolutional

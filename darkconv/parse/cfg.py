@@ -12,8 +12,12 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from darkconv.errors import CfgError, CfgSyntaxError, Span
+
+if TYPE_CHECKING:
+    from lark import Lark
 
 __all__ = ["Option", "Section", "CfgDocument", "parse_cfg", "read_cfg", "write_sections"]
 
@@ -51,7 +55,7 @@ class CfgDocument:
 
 
 @lru_cache(maxsize=1)
-def _parser():
+def _parser() -> Lark:
     # Imported lazily: building the LALR tables is the expensive part of a parse,
     # and lark caches them on disk (cache=True) between processes.
     import lark
@@ -82,7 +86,7 @@ def _decode(data: bytes, path: str) -> str:
         ) from None
 
 
-def _syntax_error(exc, lines: list[str], path: str) -> CfgSyntaxError:
+def _syntax_error(exc: Exception, lines: list[str], path: str) -> CfgSyntaxError:
     import lark
 
     line = getattr(exc, "line", 0) or 0
@@ -134,20 +138,21 @@ def parse_cfg(text: str | bytes, path: str = "<string>") -> CfgDocument:
             continue
         meta = node.meta
         span = Span(path, meta.line, meta.column, lines[meta.line - 1])
+        tokens = [t for t in node.children if isinstance(t, lark.Token)]
         if node.data == "header":
-            name_tok = next((t for t in node.children if t.type == "NAME"), None)
-            trailing = next((t for t in node.children if t.type == "TRAILING"), None)
+            name_tok = next((t for t in tokens if t.type == "NAME"), None)
+            trailing = next((t for t in tokens if t.type == "TRAILING"), None)
             if trailing is not None:
                 raise CfgSyntaxError(
                     f"unexpected text {trailing.strip()!r} after the section header",
-                    Span(path, trailing.line, trailing.column, span.text),
+                    Span(path, trailing.line or meta.line, trailing.column or 0, span.text),
                 )
             close()
             name = _WS.sub("", str(name_tok)) if name_tok is not None else ""
             current = (name, span, [], set())
             continue
-        key_tok = node.children[0]
-        value_tok = node.children[1] if len(node.children) > 1 else None
+        key_tok = tokens[0]
+        value_tok = tokens[1] if len(tokens) > 1 else None
         key = _WS.sub("", str(key_tok))
         if current is None:
             raise CfgError(
@@ -163,7 +168,9 @@ def parse_cfg(text: str | bytes, path: str = "<string>") -> CfgDocument:
             warnings.append(f"{span}: duplicate option {key!r} ignored; the first value is used")
             continue
         current[3].add(key)
-        current[2].append(Option(key, value, Span(path, meta.line, value_tok.column, span.text)))
+        current[2].append(
+            Option(key, value, Span(path, meta.line, value_tok.column or 0, span.text))
+        )
     close()
     return CfgDocument(path, tuple(sections), tuple(warnings))
 

@@ -9,8 +9,9 @@ position instead of crashing later.  No torch here.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +21,9 @@ from darkconv.errors import CfgError, GraphError, Span, UnsupportedError
 from darkconv.parse import registry
 from darkconv.parse.cfg import CfgDocument, Section, parse_cfg, read_cfg, write_sections
 from darkconv.parse.shapes import RULES, Ctx, Record
+
+# fail(message, key=None): raise a GraphError positioned at the option `key` (or the section).
+Fail = Callable[..., NoReturn]
 
 __all__ = [
     "Layer",
@@ -120,7 +124,14 @@ class Network:
 # ---------------------------------------------------------------- option values
 
 
-def _number(opt, raw: str, span: Span, warnings: list[str], pattern: re.Pattern, what: str):
+def _number(
+    opt: registry.Opt,
+    raw: str,
+    span: Span,
+    warnings: list[str],
+    pattern: re.Pattern[str],
+    what: str,
+) -> int | float:
     """C's atoi/atof: read a leading number, warn about what follows it."""
     m = pattern.match(raw)
     if not m:
@@ -154,7 +165,9 @@ def _value(opt: registry.Opt, raw: str, span: Span, warnings: list[str]) -> Any:
     return raw
 
 
-def _resolve(kind: registry.Kind, section: Section, warnings: list[str]):
+def _resolve(
+    kind: registry.Kind, section: Section, warnings: list[str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     if kind.unsupported_reason:
         raise UnsupportedError(
             f"[{section.name}] is not supported: {kind.unsupported_reason}", section.span
@@ -186,7 +199,9 @@ def _resolve(kind: registry.Kind, section: Section, warnings: list[str]):
 # ---------------------------------------------------------------- the network
 
 
-def _net_options(doc: CfgDocument, warnings: list[str]):
+def _net_options(
+    doc: CfgDocument, warnings: list[str]
+) -> tuple[Section, dict[str, Any], tuple[int, int, int], int]:
     if not doc.sections:
         raise CfgError("no sections: a cfg starts with [net]", Span(doc.path, 1))
     first = doc.sections[0]
@@ -203,7 +218,7 @@ def _net_options(doc: CfgDocument, warnings: list[str]):
     return first, net, (c, h, w), inputs
 
 
-def _fixup(kind: str, o: dict[str, Any], index: int, fail) -> None:
+def _fixup(kind: str, o: dict[str, Any], index: int, fail: Fail) -> None:
     """Defaults that depend on other options, and indices that count back."""
     if kind in ("convolutional", "deconvolutional") and o["pad"]:
         o["padding"] = o["size"] // 2  # pad=1 overrides padding=
@@ -233,7 +248,7 @@ def _fixup(kind: str, o: dict[str, Any], index: int, fail) -> None:
         o["anchors"] = tuple(anchors) + (0.5,) * (2 * n - len(anchors))
 
 
-def _back(i: int, index: int, fail, key: str) -> int:
+def _back(i: int, index: int, fail: Fail, key: str) -> int:
     j = index + i if i < 0 else i
     if not 0 <= j < index:
         where = "a later layer" if j >= index else "before the first layer"
@@ -254,7 +269,13 @@ def network_from_document(doc: CfgDocument) -> Network:
             raise CfgError(f"{what} (layer {index})", section.span)
         opts, unused = _resolve(kind, section, warnings)
 
-        def fail(msg: str, key: str | None = None, _s=section, _i=index, _k=kind.name) -> NoReturn:
+        def fail(
+            msg: str,
+            key: str | None = None,
+            _s: Section = section,
+            _i: int = index,
+            _k: str = kind.name,
+        ) -> NoReturn:
             opt = _s.get(key) if key else None
             raise GraphError(f"layer {_i} [{_k}]: {msg}", opt.span if opt else _s.span)
 
@@ -313,7 +334,7 @@ def shipped_cfgs() -> list[str]:
     return sorted(p.stem for p in shipped_cfg_dir().glob("*.cfg"))
 
 
-def resolve_cfg(name: str | Path) -> Path:
+def resolve_cfg(name: str | os.PathLike[str]) -> Path:
     """A path as given if it exists; else a bare name from the shipped cfg/ folder."""
     p = Path(name)
     if p.exists():
@@ -332,7 +353,7 @@ def resolve_cfg(name: str | Path) -> Path:
     raise CfgError("no such cfg file", Span(s))
 
 
-def load_network(name: str | Path) -> Network:
+def load_network(name: str | os.PathLike[str]) -> Network:
     """Parse a cfg file, or a shipped cfg by bare name (``darknet53``)."""
     return network_from_document(read_cfg(resolve_cfg(name)))
 

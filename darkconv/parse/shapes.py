@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 __all__ = ["Record", "Info", "Ctx", "RULES"]
 
 Shape = tuple[int, int, int]
+# A layer's typed options, Darknet defaults applied (registry.py).
+Options = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,11 @@ def connected_records(inputs: int, outputs: int, bn: bool, prefix: str = "") -> 
     return (bias, weight, *(_bn(prefix, outputs) if bn else ()))
 
 
-def _same(o: Mapping[str, Any], x: Ctx) -> Info:
+def _same(o: Options, x: Ctx) -> Info:
     return Info(x.chw, x.inputs, x.inputs)
 
 
-def _convolutional(o, x: Ctx) -> Info:
+def _convolutional(o: Options, x: Ctx) -> Info:
     """make_convolutional_layer(): out = (h + 2*pad - size)/stride + 1."""
     x.need_image("convolutional")
     n, size, stride, groups = o["filters"], o["size"], o["stride"], o["groups"]
@@ -119,7 +121,7 @@ def _convolutional(o, x: Ctx) -> Info:
     return Info((n, oh, ow), x.h * x.w * x.c, n * oh * ow, recs, bflops)
 
 
-def _deconvolutional(o, x: Ctx) -> Info:
+def _deconvolutional(o: Options, x: Ctx) -> Info:
     """make_deconvolutional_layer(): out = (h-1)*stride + size - 2*padding."""
     x.need_image("deconvolutional")
     n, size, stride, pad = o["filters"], o["size"], o["stride"], o["padding"]
@@ -131,7 +133,7 @@ def _deconvolutional(o, x: Ctx) -> Info:
     return Info((n, oh, ow), x.h * x.w * x.c, n * oh * ow, recs, bflops)
 
 
-def _local(o, x: Ctx) -> Info:
+def _local(o: Options, x: Ctx) -> Info:
     """make_local_layer(): pad is the pixel padding; out = (h - (pad ? 1 : size))/stride + 1."""
     x.need_image("local")
     n, size, stride, pad = o["filters"], o["size"], o["stride"], o["pad"]
@@ -146,14 +148,14 @@ def _local(o, x: Ctx) -> Info:
     return Info((n, oh, ow), x.h * x.w * x.c, n * oh * ow, recs)
 
 
-def _connected(o, x: Ctx) -> Info:
+def _connected(o: Options, x: Ctx) -> Info:
     out = o["output"]
     return Info(
         (out, 1, 1), x.inputs, out, connected_records(x.inputs, out, bool(o["batch_normalize"]))
     )
 
 
-def _rnn(o, x: Ctx) -> Info:
+def _rnn(o: Options, x: Ctx) -> Info:
     """make_rnn_layer(): input (inputs->out), self and output (out->out) connected layers."""
     out, bn = o["output"], bool(o["batch_normalize"])
     recs = (
@@ -164,7 +166,7 @@ def _rnn(o, x: Ctx) -> Info:
     return Info((0, 0, 0), x.inputs, out, recs)
 
 
-def _gates(names: str, o, x: Ctx) -> Info:
+def _gates(names: str, o: Options, x: Ctx) -> Info:
     out, bn = o["output"], bool(o["batch_normalize"])
     recs: tuple[Record, ...] = ()
     for g in names.split():  # w* read the state (out->out), u* read the input (inputs->out)
@@ -172,7 +174,7 @@ def _gates(names: str, o, x: Ctx) -> Info:
     return Info((0, 0, 0), x.inputs, out, recs)
 
 
-def _crnn(o, x: Ctx) -> Info:
+def _crnn(o: Options, x: Ctx) -> Info:
     """make_crnn_layer(): three 3x3 pad-1 stride-1 convolutions."""
     x.need_image("crnn")
     hid, out, bn = o["hidden_filters"], o["output_filters"], bool(o["batch_normalize"])
@@ -185,7 +187,7 @@ def _crnn(o, x: Ctx) -> Info:
     return Info((out, x.h, x.w), x.h * x.w * x.c, out * x.h * x.w, recs, bflops)
 
 
-def _maxpool(o, x: Ctx) -> Info:
+def _maxpool(o: Options, x: Ctx) -> Info:
     """parse_maxpool(): size defaults to stride, padding (TOTAL) to size-1."""
     x.need_image("maxpool")
     size, stride, padding = o["size"], o["stride"], o["padding"]
@@ -195,7 +197,7 @@ def _maxpool(o, x: Ctx) -> Info:
     return Info((x.c, oh, ow), x.h * x.w * x.c, x.c * oh * ow)
 
 
-def _reorg(o, x: Ctx) -> Info:
+def _reorg(o: Options, x: Ctx) -> Info:
     """make_reorg_layer(): space-to-depth (or back with reverse); extra gives dims 0."""
     s = o["stride"]
     if o["reverse"]:
@@ -212,23 +214,23 @@ def _reorg(o, x: Ctx) -> Info:
     return Info(out, inputs, out[0] * out[1] * out[2])
 
 
-def _avgpool(o, x: Ctx) -> Info:
+def _avgpool(o: Options, x: Ctx) -> Info:
     x.need_image("avgpool")
     return Info((x.c, 1, 1), x.h * x.w * x.c, x.c)
 
 
-def _flat(o, x: Ctx) -> Info:
+def _flat(o: Options, x: Ctx) -> Info:
     """softmax, cost: Darknet never sets out_c/out_h/out_w for these, so they report zeros."""
     return Info((0, 0, 0), x.inputs, x.inputs)
 
 
-def _softmax(o, x: Ctx) -> Info:
+def _softmax(o: Options, x: Ctx) -> Info:
     if x.inputs % o["groups"]:
         x.fail(f"groups={o['groups']} does not divide the {x.inputs} inputs", "groups")
     return _flat(o, x)
 
 
-def _route(o, x: Ctx) -> Info:
+def _route(o: Options, x: Ctx) -> Info:
     """parse_route(): channels add up while w,h match the first input; otherwise dims are 0."""
     idx = o["layers"]  # absolute and non-empty: resolved in graph._fixup
     first = x.previous[idx[0]]
@@ -243,7 +245,7 @@ def _route(o, x: Ctx) -> Info:
     return Info((c, h, w), total, total, sources=tuple(idx))
 
 
-def _upsample(o, x: Ctx) -> Info:
+def _upsample(o: Options, x: Ctx) -> Info:
     """make_upsample_layer(): a negative stride downsamples by -stride."""
     x.need_image("upsample")
     s = o["stride"]
@@ -255,14 +257,14 @@ def _upsample(o, x: Ctx) -> Info:
     return Info((x.c, h, w), x.h * x.w * x.c, x.c * h * w)
 
 
-def _shortcut(o, x: Ctx) -> Info:
+def _shortcut(o: Options, x: Ctx) -> Info:
     """make_shortcut_layer(): the output has the previous layer's dims."""
     if x.index == 0:
         x.fail("a shortcut cannot be the first layer")
     return Info(x.chw, x.inputs, x.c * x.h * x.w, sources=(x.index - 1, o["from"]))
 
 
-def _crop(o, x: Ctx) -> Info:
+def _crop(o: Options, x: Ctx) -> Info:
     x.need_image("crop")
     ch, cw = o["crop_height"], o["crop_width"]
     if ch > x.h or cw > x.w:
@@ -280,7 +282,7 @@ def _head_check(kind: str, per_cell: int, n: int, x: Ctx) -> None:
         )
 
 
-def _yolo(o, x: Ctx) -> Info:
+def _yolo(o: Options, x: Ctx) -> Info:
     """make_yolo_layer(): n = len(mask) (or num) anchors of 4+1+classes planes each."""
     n = len(o["mask"]) if o["mask"] is not None else o["num"]
     _head_check("yolo", 5 + o["classes"], n, x)
@@ -288,13 +290,13 @@ def _yolo(o, x: Ctx) -> Info:
     return Info(out, x.inputs, x.inputs)
 
 
-def _region(o, x: Ctx) -> Info:
+def _region(o: Options, x: Ctx) -> Info:
     """make_region_layer(): num anchors of coords+1+classes planes each."""
     _head_check("region", o["coords"] + 1 + o["classes"], o["num"], x)
     return Info(x.chw, x.inputs, x.inputs)
 
 
-def _detection(o, x: Ctx) -> Info:
+def _detection(o: Options, x: Ctx) -> Info:
     """make_detection_layer(): side*side*((1+coords)*num + classes) inputs, dims 0."""
     need = o["side"] ** 2 * ((1 + o["coords"]) * o["num"] + o["classes"])
     if need != x.inputs:
@@ -305,14 +307,14 @@ def _detection(o, x: Ctx) -> Info:
     return Info((0, 0, 0), x.inputs, x.inputs)
 
 
-def _batchnorm(o, x: Ctx) -> Info:
+def _batchnorm(o: Options, x: Ctx) -> Info:
     """make_batchnorm_layer(): scales, rolling mean and variance (its bias is not stored)."""
     x.need_image("batchnorm")
     return Info(x.chw, x.inputs, x.inputs, _bn("", x.c))
 
 
 def _image_same(kind: str) -> Callable[..., Info]:
-    def rule(o, x: Ctx) -> Info:
+    def rule(o: Options, x: Ctx) -> Info:
         x.need_image(kind)
         return _same(o, x)
 

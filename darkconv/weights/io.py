@@ -42,6 +42,7 @@ __all__ = [
     "Header",
     "Slot",
     "DEFAULT_HEADER",
+    "header_from_tensor",
     "read_header",
     "read_weights",
     "write_weights",
@@ -180,7 +181,9 @@ def read_weights(
             slots = layout(network, header, cutoff)
             total = (size - header.header_bytes) // 4
             if mmap and total:
-                arr = np.memmap(f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,))
+                arr: np.ndarray[Any, np.dtype[np.float32]] = np.memmap(
+                    f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,)
+                )
             else:
                 f.seek(header.header_bytes)
                 arr = np.fromfile(f, dtype=_F32, count=total)
@@ -226,8 +229,7 @@ def _stored(slot: Slot, value: Any) -> np.ndarray:
     value = value.detach().to("cpu", torch.float32)
     if slot.transpose:
         value = value.reshape(slot.shape[0], -1).T
-    arr = value.contiguous().numpy().reshape(-1)
-    return arr if arr.dtype == _F32 else arr.astype(_F32)
+    return np.asarray(value.contiguous().numpy().reshape(-1), dtype=_F32)
 
 
 def plan_write(
@@ -317,7 +319,7 @@ def write_weights(
     with atomic_writer(path) as f:
         written = 0
         for chunk in iter_chunks(header, pairs, path):
-            f.write(chunk if isinstance(chunk, bytes) else memoryview(chunk).cast("B"))
+            f.write(chunk if isinstance(chunk, bytes) else chunk.data.cast("B"))
             written += len(chunk) if isinstance(chunk, bytes) else chunk.nbytes
         if written != expected:  # a bug, not a user error: never leave such a file behind
             raise WeightsError(f"internal error: wrote {written} bytes, expected {expected}")
