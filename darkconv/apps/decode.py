@@ -20,12 +20,16 @@ from darkconv.errors import UnsupportedError
 
 __all__ = [
     "Boxes",
+    "F32Array",
     "Head",
+    "detection_boxes",
     "get_network_boxes",
 ]
 
 _F32 = np.float32
 F32Array = NDArray[np.float32]
+#: the yolo-style heads (mask, anchors, per-anchor entry planes)
+YOLO_TYPES = ("yolo", "Gaussian_yolo", "gaussian_yolo")
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,19 @@ class Head:
     side: int = 0
     sqrt: int = 0
     tree: str | None = None
+    # AlexeyAB's options (defaults = pjreddie's behaviour); read by decode_ab / nms_ab
+    new_coords: int = 0
+    scale_x_y: float = 1.0  # applied by the layer's forward pass, kept for reference
+    nms_kind: str = "default"
+    beta_nms: float = 0.6
+    yolo_point: str = "center"
+    classfix: int = 0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Head:
         """From an ``output_layers`` entry of an apps fixture ``case.json``."""
         kind = str(d["type"])
+        kind = "Gaussian_yolo" if kind in YOLO_TYPES[1:] else kind
         anchors = tuple((float(a[0]), float(a[1])) for a in d.get("anchors", ()))
         if kind == "detection":
             side = int(d["side"])
@@ -61,23 +73,23 @@ class Head:
                    int(d["classes"]), mask=tuple(int(m) for m in d.get("mask", ())),
                    anchors=anchors, coords=int(d.get("coords", 4)),
                    softmax=int(d.get("softmax", 0)), background=int(d.get("background", 0)),
-                   tree=d.get("tree"))  # fmt: skip
+                   tree=d.get("tree"), **_ab_options(d))  # fmt: skip
 
     @classmethod
     def from_layer(cls, layer: Any) -> Head:
         """From a :class:`darkconv.graph.Layer` of type yolo, region or detection."""
         o = layer.options
-        kind = layer.type
+        kind = "Gaussian_yolo" if layer.type in YOLO_TYPES[1:] else layer.type
         _, h, w = layer.input  # heads keep their input's spatial size
         flat = [float(v) for v in (o.get("anchors") or ())]
-        if kind == "yolo":
+        if kind in YOLO_TYPES:
             total = int(o.get("num", 1))
             mask = tuple(int(m) for m in (o.get("mask") or ())) or tuple(range(total))
             if not flat:  # make_yolo_layer initialises every bias to .5
                 flat = [0.5] * (2 * total)
             pairs = tuple((flat[2 * i], flat[2 * i + 1]) for i in range(len(flat) // 2))
             return cls(layer.index, kind, w, h, len(mask), int(o["classes"]), mask=mask,
-                       anchors=pairs)  # fmt: skip
+                       anchors=pairs, **_ab_options(o))  # fmt: skip
         if kind == "region":
             n = int(o.get("num", 1))
             if not flat:
@@ -85,7 +97,8 @@ class Head:
             pairs = tuple((flat[2 * i], flat[2 * i + 1]) for i in range(len(flat) // 2))
             return cls(layer.index, kind, w, h, n, int(o["classes"]), anchors=pairs,
                        coords=int(o.get("coords", 4)), softmax=int(o.get("softmax", 0)),
-                       background=int(o.get("background", 0)), tree=o.get("tree"))  # fmt: skip
+                       background=int(o.get("background", 0)), tree=o.get("tree"),
+                       classfix=int(o.get("classfix") or 0))  # fmt: skip
         if kind == "detection":
             side = int(o.get("side", 7))
             return cls(layer.index, kind, side, side, int(o.get("num", 1)), int(o["classes"]),
@@ -96,6 +109,22 @@ class Head:
     def anchor(self, k: int) -> tuple[float, float]:
         """Anchor pair ``k`` (Darknet's ``biases[2k], biases[2k+1]``; .5 where none was given)."""
         return self.anchors[k] if k < len(self.anchors) else (0.5, 0.5)
+
+
+def _ab_options(o: Mapping[str, Any]) -> dict[str, Any]:
+    """AlexeyAB's head options from a layer's options or a fixture's ``output_layers`` entry."""
+
+    def get(key: str, default: Any) -> Any:
+        value = o.get(key)
+        return default if value is None else value
+
+    return {
+        "new_coords": int(get("new_coords", 0)),
+        "scale_x_y": float(get("scale_x_y", 1.0)),
+        "nms_kind": str(get("nms_kind", "default")),
+        "beta_nms": float(get("beta_nms", 0.6)),
+        "yolo_point": str(get("yolo_point", "center")),
+    }
 
 
 @dataclass
@@ -118,6 +147,23 @@ class Boxes:
 
     def copy(self) -> Boxes:
         return self.take(np.arange(len(self)))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Boxes], classes: int) -> Boxes:
+        """The parts one after the other, ``origin[:, 0]`` renumbered (``get_network_boxes``)."""
+        if not parts:
+            empty = np.zeros((0, 4), dtype=np.float32)
+            return cls(empty, np.zeros(0, np.float32), np.zeros((0, classes), np.float32),
+                       np.zeros(0, np.int64), np.zeros((0, 5), np.int64))  # fmt: skip
+        boxes = cls(
+            np.concatenate([p.bbox for p in parts]),
+            np.concatenate([p.objectness for p in parts]),
+            np.concatenate([p.prob for p in parts]),
+            np.concatenate([p.sort_class for p in parts]),
+            np.concatenate([p.origin for p in parts]),
+        )
+        boxes.origin[:, 0] = np.arange(len(boxes))
+        return boxes
 
 
 def _correct_boxes(
@@ -212,7 +258,7 @@ def _region(head: Head, out: F32Array, thresh: F32Array, classes: int) -> Boxes:
                  origin.astype(np.int64))  # fmt: skip
 
 
-def _detection(head: Head, out: F32Array, thresh: F32Array, classes: int, w: int, h: int) -> Boxes:
+def detection_boxes(head: Head, out: F32Array, thresh: F32Array, classes: int, w: int, h: int) -> Boxes:
     """``get_detection_detections`` (yolov1): every box at ``cell*n + a``, in units of (w, h).
 
     No letterbox correction; ``w, h`` are the arguments (the image size in ``detector test``).
@@ -281,20 +327,8 @@ def get_network_boxes(
             b = _region(head, out, t, classes)
             b.bbox[:] = _correct_boxes(b.bbox, im_w, im_h, net_w, net_h, relative)
         elif head.type == "detection":
-            b = _detection(head, out, t, classes, im_w, im_h)
+            b = detection_boxes(head, out, t, classes, im_w, im_h)
         else:
             raise UnsupportedError(f"layer {head.index}: {head.type} is not a detection head")
         parts.append(b)
-    if not parts:
-        empty = np.zeros((0, 4), dtype=np.float32)
-        return Boxes(empty, np.zeros(0, np.float32), np.zeros((0, classes), np.float32),
-                     np.zeros(0, np.int64), np.zeros((0, 5), np.int64))  # fmt: skip
-    boxes = Boxes(
-        np.concatenate([p.bbox for p in parts]),
-        np.concatenate([p.objectness for p in parts]),
-        np.concatenate([p.prob for p in parts]),
-        np.concatenate([p.sort_class for p in parts]),
-        np.concatenate([p.origin for p in parts]),
-    )
-    boxes.origin[:, 0] = np.arange(len(boxes))
-    return boxes
+    return Boxes.concat(parts, classes)

@@ -27,6 +27,7 @@ from darkconv.weights.atomic import atomic_writer
 __all__ = [
     "Detection",
     "DetectResult",
+    "c_int",
     "class_name",
     "draw_detections",
     "get_color",
@@ -45,7 +46,7 @@ def class_name(names: Sequence[str] | None, j: int) -> str:
     return str(j)
 
 
-def _c_int(v: float) -> int:
+def c_int(v: float) -> int:
     """C's ``(int)`` of a double on x86: truncation; NaN and out-of-range give INT_MIN."""
     if not math.isfinite(v) or not (-(2.0**31) < v < 2.0**31):
         return _INT_MIN
@@ -102,9 +103,18 @@ class DetectResult:
     thresh: float
     hier_thresh: float
     nms: float
-    detections: tuple[Detection, ...]  # drawn detections, in Darknet's order
+    detections: tuple[Detection, ...]  # shown detections, in Darknet's printing order
     lines: tuple[str, ...]  # the printed lines, in Darknet's order
     nboxes: int  # boxes returned by get_network_boxes
+    dialect: str = "pjreddie"
+    # indices into ``detections`` in the order Darknet draws them (empty: printing order)
+    draw_order: tuple[int, ...] = ()
+
+    def drawn(self) -> tuple[Detection, ...]:
+        """The detections in Darknet's drawing order (later boxes paint over earlier ones)."""
+        if not self.draw_order:
+            return self.detections
+        return tuple(self.detections[i] for i in self.draw_order)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: boxes in pixels of the original image, with class probabilities."""
@@ -125,6 +135,7 @@ class DetectResult:
                 }
             )
         return {
+            "dialect": self.dialect,
             "image": {"width": self.width, "height": self.height},
             "thresh": self.thresh,
             "hier_thresh": self.hier_thresh,
@@ -155,10 +166,10 @@ def draw_detections(
             f"{n}: {percent(float(prob[i, j])):.0f}%" for j, n in zip(cls, nm, strict=True)
         )
         x, y, w, h = (float(v) for v in boxes.bbox[i])
-        left = _c_int((x - w / 2.0) * im_w)
-        right = _c_int((x + w / 2.0) * im_w)
-        top = _c_int((y - h / 2.0) * im_h)
-        bot = _c_int((y + h / 2.0) * im_h)
+        left = c_int((x - w / 2.0) * im_w)
+        right = c_int((x + w / 2.0) * im_w)
+        top = c_int((y - h / 2.0) * im_h)
+        bot = c_int((y + h / 2.0) * im_h)
         left = max(left, 0)
         right = min(right, im_w - 1)
         top = max(top, 0)

@@ -1,20 +1,25 @@
-"""Darknet's non-maximum suppression (``do_nms_sort``) and its float32 ``box_iou``."""
+"""Darknet's NMS: ``do_nms_sort`` (pjreddie ``src/box.c``) and the sort-and-suppress loop that
+AlexeyAB's ``do_nms_sort`` / ``diounms_sort`` share (their values: :mod:`darkconv.apps.nms_ab`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from darkconv.apps.decode import Boxes, F32Array
 
-__all__ = ["box_iou", "do_nms_sort"]
+__all__ = ["box_iou", "do_nms_sort", "nms_sort"]
 
 _F32 = np.float32
 
+#: ``value(kept_box (4,), later_boxes (N, 4)) -> (N,)``: suppress where ``value > nms``
+NmsValue = Callable[[F32Array, F32Array], F32Array]
+
 
 def box_iou(a: F32Array, b: F32Array) -> F32Array:
-    """Darknet's ``box_iou`` in float32, broadcasting ``a`` (4,) against ``b`` (N, 4)."""
+    """pjreddie's ``box_iou`` in float32, broadcasting ``a`` (4,) against ``b`` (N, 4)."""
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     two = _F32(2)
@@ -32,18 +37,10 @@ def box_iou(a: F32Array, b: F32Array) -> F32Array:
         return (inter / union).astype(np.float32)
 
 
-def do_nms_sort(boxes: Boxes, classes: int, nms: float) -> Boxes:
-    """Darknet's ``do_nms_sort``; returns the reordered array (the input is not modified).
-
-    1. Every box with objectness exactly 0 is swapped with the current last one (an unstable
-       partition, which reorders the array).
-    2. Per class ``k``: a stable sort descending by ``prob[k]`` (glibc's ``qsort`` is a merge
-       sort here, so ties keep their order), then every later box whose float32 IoU with a
-       kept box is strictly greater than ``nms`` gets ``prob[k] = 0``.  Nothing is removed.
-    """
-    total = len(boxes)
-    order = list(range(total))
-    k = total - 1
+def _partition(boxes: Boxes) -> tuple[list[int], int]:
+    """Swap every box with objectness exactly 0 with the current last one (unstable)."""
+    order = list(range(len(boxes)))
+    k = len(boxes) - 1
     i = 0
     obj = boxes.objectness
     while i <= k:
@@ -52,25 +49,35 @@ def do_nms_sort(boxes: Boxes, classes: int, nms: float) -> Boxes:
             k -= 1
         else:
             i += 1
-    live = k + 1
+    return order, k + 1
+
+
+def nms_sort(boxes: Boxes, classes: int, nms: float, value: NmsValue) -> Boxes:
+    """The loop of ``do_nms_sort``; returns the reordered array (the input is not modified).
+
+    1. Every box with objectness exactly 0 is swapped with the current last one (an unstable
+       partition, which reorders the array).
+    2. Per class ``k``: a stable sort descending by ``prob[k]`` (glibc's ``qsort`` is a merge
+       sort here, so ties keep their order), then every later box whose float32 ``value`` against
+       a kept box is strictly greater than ``nms`` gets ``prob[k] = 0``.  Nothing is removed.
+    """
+    order, live = _partition(boxes)
     out = boxes.take(order)
     thr = _F32(nms)
     for c in range(classes):
         out.sort_class[:live] = c
-        perm = np.argsort(-out.prob[:live, c], kind="stable")
-        head = out.take(perm)
-        out = Boxes(
-            np.concatenate([head.bbox, out.bbox[live:]]),
-            np.concatenate([head.objectness, out.objectness[live:]]),
-            np.concatenate([head.prob, out.prob[live:]]),
-            np.concatenate([head.sort_class, out.sort_class[live:]]),
-            np.concatenate([head.origin, out.origin[live:]]),
-        )
+        perm = np.concatenate([np.argsort(-out.prob[:live, c], kind="stable"),
+                               np.arange(live, len(out))])  # fmt: skip
+        out = out.take(perm)
         for i in np.nonzero(out.prob[:live, c] != 0)[0].tolist():
             if out.prob[i, c] == 0:  # zeroed by an earlier box of this pass
                 continue
             if i + 1 < live:
-                iou = box_iou(out.bbox[i], out.bbox[i + 1 : live])
-                hit = np.nonzero(iou > thr)[0] + i + 1
+                hit = np.nonzero(value(out.bbox[i], out.bbox[i + 1 : live]) > thr)[0] + i + 1
                 out.prob[hit, c] = 0
     return out
+
+
+def do_nms_sort(boxes: Boxes, classes: int, nms: float) -> Boxes:
+    """pjreddie's ``do_nms_sort`` (plain IoU); returns the reordered array."""
+    return nms_sort(boxes, classes, nms, box_iou)
