@@ -1,8 +1,9 @@
 """``darknet classifier predict`` and ``darknet detector test`` on a built darkconv model.
 
-Both follow the C programs step by step: ``load_image_color`` -> ``letterbox_image`` ->
-``network_predict`` (batch 1) -> ``top_k`` (classifier) or ``get_network_boxes`` ->
-``do_nms_sort`` -> ``draw_detections`` (detector).
+Both follow the C programs of the network's dialect step by step: ``load_image_color`` ->
+the dialect's input (:mod:`darkconv.apps.preprocess`) -> ``network_predict`` (batch 1) ->
+``top_k`` (classifier) or ``get_network_boxes`` -> NMS -> the printed lines
+(:mod:`darkconv.apps.steps`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ from typing import Any
 import numpy as np
 
 from darkconv.apps.classifier import Prediction, top_predictions
-from darkconv.apps.decode import Head, get_network_boxes
-from darkconv.apps.draw import DetectResult, draw_detections
-from darkconv.apps.image import FloatImage, ImageLike, as_image, letterbox_image
-from darkconv.apps.nms import do_nms_sort
+from darkconv.apps.dialects import network_dialect
+from darkconv.apps.draw import DetectResult
+from darkconv.apps.image import FloatImage, ImageLike, as_image
+from darkconv.apps.preprocess import classifier_input, detector_input
+from darkconv.apps.steps import DetectorSetup, detect_from_outputs, detector_setup
 from darkconv.errors import ImageError, UnsupportedError
 
-__all__ = ["detect", "forward_layers", "model_network", "network_input", "predict"]
-
-HEAD_TYPES = ("yolo", "region", "detection")
+__all__ = [
+    "DetectorSetup",
+    "detect",
+    "detector_setup",
+    "forward_layers",
+    "model_network",
+    "network_input",
+    "predict",
+]
 
 
 def model_network(model: Any) -> Any:
@@ -33,13 +41,23 @@ def model_network(model: Any) -> Any:
     raise TypeError(f"{type(model).__name__} does not carry its darkconv Network")
 
 
-def network_input(image: ImageLike, network: Any) -> tuple[FloatImage, FloatImage]:
-    """``load_image_color`` + ``letterbox_image(im, net.w, net.h)``: (decoded image, input)."""
+def network_input(
+    image: ImageLike,
+    network: Any,
+    dialect: str | None = None,
+    letter_box: bool = False,
+    app: str = "detector",
+) -> tuple[FloatImage, FloatImage]:
+    """``load_image_color`` + the dialect's input of ``app`` ("detector" | "classifier"):
+    (decoded image, network input).  ``letter_box`` forces the detector's letterbox."""
     c, h, w = network.input
     if c != 3:
         raise ImageError(f"the network takes {c} channels; Darknet's images have 3")
+    d = network_dialect(network, dialect)
     im = as_image(image)
-    return im, letterbox_image(im, w, h)
+    if app == "classifier":
+        return im, classifier_input(im, w, h, d)
+    return im, detector_input(im, w, h, d, letter_box)
 
 
 def forward_layers(model: Any, x: FloatImage, indices: Iterable[int]) -> dict[int, np.ndarray]:
@@ -85,63 +103,53 @@ def predict(
     image: ImageLike,
     top: int = 1,
     names: Sequence[str] | None = None,
+    dialect: str | None = None,
 ) -> list[Prediction]:
     """``darknet classifier predict``: the ``top`` classes of the network output.
 
-    ``image`` is a path or an array (see :func:`darkconv.image.as_image`).  Darknet's default
+    ``image`` is a path or an array (see :func:`darkconv.apps.image.as_image`).  Darknet's default
     ``top`` is 1 (``-t``, then the ``.data`` file's ``top=``).  Without ``names`` each class
-    is named by its index.
+    is named by its index.  ``dialect`` (default: the network's) picks the input
+    (pjreddie: letterbox; AlexeyAB: ``resize_min`` + centre crop) and ``Prediction.line``.
     """
     network = model_network(model)
+    d = network_dialect(network, dialect)
     out = network.layers[network.output_index]
     if out.type == "softmax" and out.options.get("tree"):
         raise UnsupportedError(
             f"layer {out.index}: a softmax tree needs hierarchy_predictions, not supported"
         )
-    _, x = network_input(image, network)
+    _, x = network_input(image, network, d.name, app="classifier")
     values = forward_layers(model, x, [network.output_index])[network.output_index]
-    return top_predictions(values, top, names)
-
-
-def network_heads(network: Any) -> list[Head]:
-    """Every yolo/region/detection layer of the network, in layer order."""
-    return [Head.from_layer(layer) for layer in network.layers if layer.type in HEAD_TYPES]
-
-
-def prob_classes(network: Any, heads: Sequence[Head]) -> int:
-    """Darknet sizes every prob array by ``net->layers[net->n-1].classes``."""
-    last = network.layers[-1]
-    if "classes" in last.options and last.options["classes"] is not None:
-        return int(last.options["classes"])
-    return heads[-1].classes
+    return top_predictions(values, top, names, d.predict_line)
 
 
 def detect(
     model: Any,
     image: ImageLike,
-    thresh: float = 0.5,
+    thresh: float | None = None,
     hier: float = 0.5,
     nms: float = 0.45,
     names: Sequence[str] | None = None,
+    dialect: str | None = None,
+    letter_box: bool = False,
+    ext_output: bool = False,
 ) -> DetectResult:
     """``darknet detector test``: boxes, printed lines and drawn corners for one image.
 
-    ``hier`` (``hier_thresh``) only matters for ``tree=`` regions, which are not supported; it is
-    accepted for parity with Darknet.  ``nms=0`` skips NMS as Darknet does.
+    ``dialect`` (default: the network's) picks every step: pjreddie letterboxes, decodes,
+    runs ``do_nms_sort`` and prints ``draw_detections``' lines; AlexeyAB resizes (letterboxes with
+    ``letter_box`` or ``[net] letter_box=1``), decodes ``new_coords`` / Gaussian_yolo, runs the last
+    head's ``nms_kind`` and prints ``draw_detections_v3``' lines (``ext_output``: with the box).
+    ``thresh`` defaults to the dialect's (.5 / .25).  ``hier`` (``hier_thresh``) only matters for
+    ``tree=`` regions, which are not supported.  ``nms=0`` skips NMS as Darknet does.
     """
     network = model_network(model)
-    heads = network_heads(network)
-    if not heads:
-        raise UnsupportedError("the network has no [yolo], [region] or [detection] layer")
-    im, x = network_input(image, network)
-    outputs = forward_layers(model, x, [h.index for h in heads])
+    setup = detector_setup(network, dialect, letter_box)
+    im, x = network_input(image, network, setup.dialect.name, setup.letter_box)
+    outputs = forward_layers(model, x, [h.index for h in setup.heads])
     _, net_h, net_w = network.input
     im_h, im_w = im.shape[1], im.shape[2]
-    classes = prob_classes(network, heads)
-    boxes = get_network_boxes(heads, outputs, im_w, im_h, net_w, net_h, thresh, classes)
-    nboxes = len(boxes)
-    if nms:
-        boxes = do_nms_sort(boxes, classes, nms)
-    dets = draw_detections(boxes, im_w, im_h, thresh, names, classes)
-    lines = tuple(line for d in dets for line in d.lines)
-    return DetectResult(im_w, im_h, thresh, hier, nms, tuple(dets), lines, nboxes)
+    return detect_from_outputs(
+        setup, outputs, im_w, im_h, net_w, net_h, thresh, hier, nms, names, ext_output
+    )

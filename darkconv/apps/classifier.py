@@ -1,15 +1,16 @@
-"""What ``darknet classifier predict`` prints: ``top_k`` and ``"%5.2f%%: %s"`` lines."""
+"""What ``darknet classifier predict`` prints: ``top_k``, then per dialect
+pjreddie's ``"%5.2f%%: %s"`` of ``prob*100`` or AlexeyAB's ``"%s: %f"`` of ``prob``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from darkconv.apps.draw import class_name, percent
 
-__all__ = ["Prediction", "format_prediction", "top_k", "top_predictions"]
+__all__ = ["PREDICT_LINES", "Prediction", "format_prediction", "top_k", "top_predictions"]
 
 
 @dataclass(frozen=True)
@@ -19,16 +20,29 @@ class Prediction:
     index: int
     name: str
     prob: float
+    style: str = "pjreddie"  # key of PREDICT_LINES
 
     @property
     def line(self) -> str:
-        """The line Darknet prints: ``printf("%5.2f%%: %s\\n", prob*100, name)``."""
-        return format_prediction(self.prob, self.name)
+        """The line Darknet prints (pjreddie: ``printf("%5.2f%%: %s\\n", prob*100, name)``)."""
+        return PREDICT_LINES[self.style](self.prob, self.name)
 
 
 def format_prediction(prob: float, name: str) -> str:
     """``%5.2f%%: %s`` of the float32 product ``prob*100``."""
     return f"{percent(prob):5.2f}%: {name}"
+
+
+def _format_alexeyab(prob: float, name: str) -> str:
+    """AlexeyAB's ``predict_classifier``: ``printf("%s: %f\\n", names[index], predictions[index])``."""
+    return f"{name}: {float(prob):f}"
+
+
+#: dialect -> ``line(prob, name)`` of ``classifier predict``
+PREDICT_LINES: dict[str, Callable[[float, str], str]] = {
+    "pjreddie": format_prediction,
+    "alexeyab": _format_alexeyab,
+}
 
 
 def top_k(values: Sequence[float] | np.ndarray, k: int) -> list[int]:
@@ -57,8 +71,11 @@ def top_k(values: Sequence[float] | np.ndarray, k: int) -> list[int]:
 
 
 def top_predictions(
-    values: Sequence[float] | np.ndarray, k: int, names: Sequence[str] | None = None
+    values: Sequence[float] | np.ndarray,
+    k: int,
+    names: Sequence[str] | None = None,
+    style: str = "pjreddie",
 ) -> list[Prediction]:
     """The ``k`` lines ``classifier predict`` prints, as :class:`Prediction` objects."""
     a = np.asarray(values, dtype=np.float32).reshape(-1)
-    return [Prediction(i, class_name(names, i), float(a[i])) for i in top_k(a, k)]
+    return [Prediction(i, class_name(names, i), float(a[i]), style) for i in top_k(a, k)]

@@ -258,7 +258,9 @@ def _region(head: Head, out: F32Array, thresh: F32Array, classes: int) -> Boxes:
                  origin.astype(np.int64))  # fmt: skip
 
 
-def detection_boxes(head: Head, out: F32Array, thresh: F32Array, classes: int, w: int, h: int) -> Boxes:
+def detection_boxes(
+    head: Head, out: F32Array, thresh: F32Array, classes: int, w: int, h: int
+) -> Boxes:
     """``get_detection_detections`` (yolov1): every box at ``cell*n + a``, in units of (w, h).
 
     No letterbox correction; ``w, h`` are the arguments (the image size in ``detector test``).

@@ -1,14 +1,16 @@
 """``darkconv predict`` and ``darkconv detect``: Darknet's ``classifier predict`` and
-``detector test``, printing the same lines."""
+``detector test`` in the network's dialect (or ``--dialect``), printing the same lines."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
+from darkconv.apps.dialects import APP_DIALECTS
 from darkconv.apps.labels import read_data_file, read_names
 from darkconv.cli.options import device_option
 from darkconv.errors import DarkconvError, ImageError
@@ -41,10 +43,20 @@ def _check_names(names: Sequence[str] | None, classes: int) -> None:
         )
 
 
-def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed model
+def _load(cfg: str, weights: str, device: str, dialect: str | None):  # noqa: ANN202 - torch model
     from darkconv.nn.builder import load
 
-    return load(cfg, weights, device=device)
+    extra = {"dialect": dialect} if dialect else {}
+    return load(cfg, weights, device=device, **extra)
+
+
+def _dialect_option() -> Callable[[Any], Any]:
+    return click.option(
+        "--dialect",
+        type=click.Choice(sorted(APP_DIALECTS)),
+        default=None,
+        help="Which Darknet to follow [the cfg's dialect].",
+    )
 
 
 @click.command("predict")
@@ -57,6 +69,7 @@ def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed m
     "--top", type=click.IntRange(min=0), default=None, help="Lines to print [data top=, else 1]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@_dialect_option()
 @device_option()
 def predict_command(
     cfg: str,
@@ -66,12 +79,13 @@ def predict_command(
     data: str | None,
     top: int | None,
     as_json: bool,
+    dialect: str | None,
     device: str,
 ) -> None:
     """Classify IMAGE like darknet classifier predict (same printed lines).
 
-    The image is letterboxed to the network size as Darknet does; ties keep the lower class
-    index first (Darknet's top_k).
+    pjreddie letterboxes the image and prints "NN.NN%: name"; AlexeyAB resizes the shorter side,
+    crops the centre and prints "name: 0.NNNNNN".  Ties keep the lower class index first (top_k).
     """
     from darkconv.apps.api import predict
     from darkconv.apps.image import load_image
@@ -79,13 +93,13 @@ def predict_command(
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
     im = load_image(image)
-    model = _load(cfg, weights, device)
+    model = _load(cfg, weights, device, dialect)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
-    preds = predict(model, im, top=k, names=labels)
+    preds = predict(model, im, top=k, names=labels, dialect=dialect)
     click.echo(f"{image}: Predicted in {time.perf_counter() - start:f} seconds.", err=True)
     if as_json:
-        rows = [{"index": p.index, "name": p.name, "prob": p.prob} for p in preds]
+        rows = [{"index": p.index, "name": p.name, "prob": p.prob, "line": p.line} for p in preds]
         click.echo(json.dumps({"predictions": rows}))
         return
     for p in preds:
@@ -98,15 +112,24 @@ def predict_command(
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--names", type=click.Path(dir_okay=False), help="Class names, one per line.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Darknet .data file (names=).")
-@click.option("--thresh", type=float, default=0.5, show_default=True)
+@click.option(
+    "--thresh", type=float, default=None, help="[the dialect's: pjreddie 0.5, AlexeyAB 0.25]"
+)
 @click.option(
     "--hier", type=float, default=0.5, show_default=True, help="hier_thresh (tree regions)."
 )
 @click.option("--nms", type=float, default=0.45, show_default=True, help="0 skips NMS.")
+@click.option(
+    "--ext-output", is_flag=True, help="AlexeyAB's -ext_output: each line with its box (pixels)."
+)
+@click.option(
+    "--letter-box", is_flag=True, help="AlexeyAB's -letter_box (pjreddie always letterboxes)."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the image with boxes.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
+@_dialect_option()
 @device_option()
 def detect_command(
     cfg: str,
@@ -114,37 +137,46 @@ def detect_command(
     image: str,
     names: str | None,
     data: str | None,
-    thresh: float,
+    thresh: float | None,
     hier: float,
     nms: float,
+    ext_output: bool,
+    letter_box: bool,
     output: str | None,
     as_json: bool,
+    dialect: str | None,
     device: str,
 ) -> None:
-    """Detect objects in IMAGE like darknet detector test: "label: NN%" lines in
-    Darknet's order (after its do_nms_sort)."""
-    from darkconv.apps.api import detect, network_heads, prob_classes
+    """Detect objects in IMAGE like darknet detector test: the same "label: NN%" lines in
+    Darknet's order (pjreddie: after do_nms_sort; AlexeyAB: sorted by left edge)."""
+    from darkconv.apps.api import detect, detector_setup
     from darkconv.apps.image import load_image
 
     labels, _ = _labels(names, data, "data/names.list")
+    if ext_output and dialect == "pjreddie":
+        raise click.UsageError("--ext-output is AlexeyAB's option (pjreddie's darknet has none)")
     im = load_image(image)
     if output:
         from darkconv.weights.atomic import check_output_path
 
         check_output_path(output, ImageError)  # fail before the forward pass, not after
-    model = _load(cfg, weights, device)
-    heads = network_heads(model.network)
-    if not heads:
-        raise DarkconvError(f"{cfg}: no [yolo], [region] or [detection] layer to decode")
-    classes = prob_classes(model.network, heads)
-    _check_names(labels, classes)
+    model = _load(cfg, weights, device, dialect)
+    try:
+        setup = detector_setup(model.network, dialect, letter_box)
+    except DarkconvError as err:
+        raise DarkconvError(f"{cfg}: {err}") from None
+    if ext_output and not setup.dialect.ext_output:
+        raise click.UsageError(
+            f"--ext-output is AlexeyAB's option; {cfg} is {setup.dialect.name}'s (use --dialect)"
+        )
+    _check_names(labels, setup.classes)
     start = time.perf_counter()
-    result = detect(model, im, thresh=thresh, hier=hier, nms=nms, names=labels)
+    result = detect(model, im, thresh, hier, nms, labels, dialect, letter_box, ext_output)
     click.echo(f"{image}: Predicted in {time.perf_counter() - start:f} seconds.", err=True)
     if output:
         from darkconv.apps.draw import render_boxes, save_image
 
-        save_image(render_boxes(im, result.detections, classes), output)
+        save_image(render_boxes(im, result.drawn(), setup.classes), output)
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return

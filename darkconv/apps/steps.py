@@ -1,0 +1,148 @@
+"""``detector test`` after the forward pass, per dialect: boxes -> NMS -> printed lines.
+
+The dialect row (:mod:`darkconv.apps.dialects`) names each step; the tables here map the names to
+the functions, so no step branches on the dialect.  Pure NumPy: the head outputs come in as
+Darknet's flat ``l.output`` buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from darkconv.apps.decode import Boxes, Head, get_network_boxes
+from darkconv.apps.decode_ab import get_network_boxes_ab
+from darkconv.apps.dialects import AppDialect, network_dialect
+from darkconv.apps.draw import Detection, DetectResult, draw_detections
+from darkconv.apps.draw_ab import draw_detections_v3
+from darkconv.apps.nms import do_nms_sort
+from darkconv.apps.nms_ab import nms_ab
+from darkconv.errors import UnsupportedError
+
+__all__ = ["HEAD_TYPES", "DetectorSetup", "detect_from_outputs", "detector_setup"]
+
+#: every layer type that ``get_network_boxes`` decodes (either dialect)
+HEAD_TYPES = ("yolo", "Gaussian_yolo", "gaussian_yolo", "region", "detection")
+#: the heads AlexeyAB's ``test_detector`` takes ``l`` (nms_kind, classes) from: the last of these
+_AB_NMS_HEADS = ("yolo", "Gaussian_yolo", "region")
+
+
+@dataclass(frozen=True)
+class DetectorSetup:
+    """What ``test_detector`` fixes before the image: heads, class counts, NMS kind, letterbox."""
+
+    dialect: AppDialect
+    heads: tuple[Head, ...]
+    prob_classes: int  # length of every prob array
+    classes: int  # classes NMS and printing walk (``l.classes``)
+    nms_kind: str  # "default" | "greedynms" | "diounms" | "cornersnms"
+    beta_nms: float
+    letter_box: bool  # only read where the dialect resizes by default
+
+
+def _option(network: Any, key: str) -> Any:
+    """A ``[net]`` option: parsed (``network.net``), else the raw text (``net_cfg``)."""
+    value = getattr(network, "net", {}).get(key)
+    if value is None:
+        value = dict(getattr(network, "net_cfg", ())).get(key)
+    return value
+
+
+def _last_layer_classes(network: Any, heads: Sequence[Head]) -> int:
+    """pjreddie sizes prob arrays and walks ``net->layers[net->n-1].classes``."""
+    last = network.layers[-1]
+    value = last.options.get("classes")
+    return int(value) if value is not None else heads[-1].classes
+
+
+def detector_setup(
+    network: Any, dialect: str | None = None, letter_box: bool = False
+) -> DetectorSetup:
+    """``test_detector``'s choices for ``network`` in ``dialect`` (default: the network's)."""
+    d = network_dialect(network, dialect)
+    heads = tuple(Head.from_layer(la) for la in network.layers if la.type in HEAD_TYPES)
+    if not heads:
+        raise UnsupportedError("the network has no [yolo], [region] or [detection] layer")
+    letter = bool(letter_box) or int(_option(network, "letter_box") or 0) != 0
+    last_classes = _last_layer_classes(network, heads)
+    if d.nms == "from_last_head":
+        # test_detector: l = the last yolo/Gaussian_yolo/region layer, else the last layer
+        picked = [h for h in heads if h.type in _AB_NMS_HEADS]
+        l_head = picked[-1] if picked else None
+        classes = l_head.classes if l_head else last_classes
+        kind = l_head.nms_kind if l_head else "default"
+        beta = l_head.beta_nms if l_head else 0.6
+    else:
+        classes, kind, beta = last_classes, "default", 0.6
+    prob = heads[0].classes if d.prob_classes == "first_head" else last_classes
+    return DetectorSetup(d, heads, prob, classes, kind, beta, letter)
+
+
+def _boxes_pjreddie(s: DetectorSetup, out: Mapping[int, np.ndarray], size: tuple[int, ...],
+                    thresh: float) -> Boxes:  # fmt: skip
+    im_w, im_h, net_w, net_h = size
+    return get_network_boxes(s.heads, out, im_w, im_h, net_w, net_h, thresh, s.prob_classes)
+
+
+def _boxes_alexeyab(s: DetectorSetup, out: Mapping[int, np.ndarray], size: tuple[int, ...],
+                    thresh: float) -> Boxes:  # fmt: skip
+    im_w, im_h, net_w, net_h = size
+    return get_network_boxes_ab(s.heads, out, im_w, im_h, net_w, net_h, thresh, s.letter_box,
+                                s.prob_classes)  # fmt: skip
+
+
+BOXES: dict[str, Callable[[DetectorSetup, Mapping[int, np.ndarray], tuple[int, ...], float], Boxes]]
+BOXES = {"pjreddie": _boxes_pjreddie, "alexeyab": _boxes_alexeyab}
+
+NMS: dict[str, Callable[[DetectorSetup, Boxes, float], Boxes]] = {
+    "do_nms_sort": lambda s, b, nms: do_nms_sort(b, s.classes, nms),
+    "from_last_head": lambda s, b, nms: nms_ab(b, s.classes, nms, s.nms_kind, s.beta_nms),
+}
+
+
+def _print_pjreddie(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: float,
+                    names: Sequence[str] | None, ext: bool) -> tuple[list[Detection], list[int]]:  # fmt: skip
+    dets = draw_detections(b, im_w, im_h, thresh, names, s.classes)
+    return dets, list(range(len(dets)))
+
+
+def _print_v3(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: float,
+              names: Sequence[str] | None, ext: bool) -> tuple[list[Detection], list[int]]:  # fmt: skip
+    return draw_detections_v3(b, im_w, im_h, thresh, names, s.classes, ext)
+
+
+PRINTERS = {"draw_detections": _print_pjreddie, "draw_detections_v3": _print_v3}
+
+
+def detect_from_outputs(
+    setup: DetectorSetup,
+    outputs: Mapping[int, np.ndarray],
+    im_w: int,
+    im_h: int,
+    net_w: int,
+    net_h: int,
+    thresh: float | None = None,
+    hier: float = 0.5,
+    nms: float = 0.45,
+    names: Sequence[str] | None = None,
+    ext_output: bool = False,
+) -> DetectResult:
+    """Boxes, NMS (skipped when ``nms`` is 0, as Darknet does) and the printed lines.
+
+    ``thresh`` defaults to the dialect's (pjreddie .5, AlexeyAB .25).  ``ext_output`` adds
+    AlexeyAB's box to each line; the pjreddie dialect has no such option.
+    """
+    d = setup.dialect
+    if ext_output and not d.ext_output:
+        raise UnsupportedError(f"-ext_output does not exist in {d.name}'s darknet")
+    t = d.detect_thresh if thresh is None else thresh
+    boxes = BOXES[d.decoder](setup, outputs, (im_w, im_h, net_w, net_h), t)
+    nboxes = len(boxes)
+    if nms:
+        boxes = NMS[d.nms](setup, boxes, nms)
+    dets, order = PRINTERS[d.printer](setup, boxes, im_w, im_h, t, names, ext_output)
+    lines = tuple(line for det in dets for line in det.lines)
+    return DetectResult(im_w, im_h, t, hier, nms, tuple(dets), lines, nboxes, d.name, tuple(order))
