@@ -123,3 +123,75 @@ def test_ext_output_rounding() -> None:
     assert ext_output_box((0.5, 0.5, 0.25, 0.5), 10, 10) == (
         "\t(left_x:    4   top_y:    3   width:    3   height:    5)"
     )
+
+
+def _head(kind: str, **kw: object) -> Head:
+    base: dict = {"index": 0, "type": kind, "w": 1, "h": 1, "n": 1, "classes": 1}
+    base.update(kw)
+    return Head.from_dict(base)
+
+
+def test_region_cell_major_by_hand() -> None:
+    # AlexeyAB's [region] output is (cell, anchor, entry); x,y go through the logistic here
+    head = _head("region", w=2, classes=2, anchors=[[1, 1]])
+    out = np.array([[0, 0, 0, 0, 0.8, 0.5, 0.25], [0, 0, 0, 0, 0.8, 0.5, 0.25]], np.float32)
+    b = get_network_boxes_ab([head], {0: out}, 10, 10, 20, 20, 0.3, letter=False)
+    assert b.bbox.tolist() == [[0.25, 0.5, 0.5, 1.0], [0.75, 0.5, 0.5, 1.0]]  # exp(0)*1/lw
+    assert b.objectness.tolist() == [1.0, 1.0]  # custom_get_region_detections
+    assert b.prob[:, 0] == pytest.approx([0.4, 0.4]) and b.prob[:, 1].tolist() == [0, 0]
+
+
+def test_gaussian_yolo_by_hand() -> None:
+    # entries x, sx, y, sy, w, sw, h, sh, objectness, class0
+    out = np.array([0.5, 0.2, 0.5, 0.2, 0, 0.2, 0, 0.2, 0.9, 0.5], np.float32)
+    head = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]])
+    b = get_network_boxes_ab([head], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
+    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.5]]  # exp(0)*2/4, exp(0)*4/8
+    assert b.prob[0, 0] == pytest.approx(0.9 * 0.5 * (1 - 0.2))  # times 1 - mean uncertainty
+    lt = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]], yolo_point="left_top")
+    b = get_network_boxes_ab([lt], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
+    assert b.bbox[0, :2].tolist() == [0.75, 0.75]  # x + w/2, y + h/2
+
+
+def test_new_coords_and_letterbox_correction_by_hand() -> None:
+    # new_coords=1: w = t*t*4*anchor/net (no exp); t = 0.5 -> anchor/net
+    out = np.zeros((1, 6, 1, 1), np.float32)
+    out[0, :, 0, 0] = [0.5, 0.5, 0.5, 0.5, 0.9, 0.9]
+    head = _head("yolo", mask=[0], anchors=[[50, 25]], new_coords=1)
+    b = get_network_boxes_ab([head], {0: out}, 100, 100, 100, 100, 0.5, letter=False)
+    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.25]]
+    # letterbox: a 200x100 image in 100x100 is 100x50 at dy=25: y' = (y - .25)/.5, h' = h/.5
+    b = get_network_boxes_ab([head], {0: out}, 200, 100, 100, 100, 0.5, letter=True)
+    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.5]]
+
+
+def test_resize_min_crop_by_hand() -> None:
+    from darkconv.apps.preprocess import classifier_input, crop_image, resize_min
+
+    im = np.arange(2 * 4, dtype=np.float32).reshape(1, 2, 4).repeat(3, 0)
+    assert resize_min(im, 2) is im  # the shorter side is already 2
+    # a crop leaving the image repeats the edge (constrain_int)
+    assert crop_image(im, -1, 0, 3, 1)[0].tolist() == [[0, 0, 1]]
+    x = classifier_input(im, 2, 2, app_dialect("alexeyab"))
+    assert x[0].tolist() == [[1, 2], [5, 6]]  # centre crop at dx = (4-2)/2
+
+
+def test_alexeyab_predict_line() -> None:
+    from darkconv.apps.classifier import top_predictions
+
+    preds = top_predictions([0.25, 0.5], 2, ["a", "b"], "alexeyab")
+    assert [p.line for p in preds] == ["b: 0.500000", "a: 0.250000"]  # "%s: %f"
+
+
+def test_cli_ext_output_is_alexeyab_only() -> None:
+    from click.testing import CliRunner
+
+    from darkconv.cli.main import cli
+
+    nets = APPS.parents[1] / "nets" / "yolov3-tiny"
+    args = ["detect", str(nets / "yolov3-tiny.cfg"), str(nets / "yolov3-tiny.weights"),
+            str(APPS.parent / "data" / "eagle_256x160.png"), "--dialect", "pjreddie",
+            "--ext-output"]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "AlexeyAB" in res.output
+    assert "Traceback" not in res.output
