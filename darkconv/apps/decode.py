@@ -259,7 +259,7 @@ def _region(head: Head, out: F32Array, thresh: F32Array, classes: int) -> Boxes:
 
 
 def detection_boxes(
-    head: Head, out: F32Array, thresh: F32Array, classes: int, w: int, h: int
+    head: Head, out: F32Array, thresh: np.float32, classes: int, w: int, h: int
 ) -> Boxes:
     """``get_detection_detections`` (yolov1): every box at ``cell*n + a``, in units of (w, h).
 

@@ -46,7 +46,7 @@ def _check_names(names: Sequence[str] | None, classes: int) -> None:
 def _load(cfg: str, weights: str, device: str, dialect: str | None):  # noqa: ANN202 - torch model
     from darkconv.nn.builder import load
 
-    extra = {"dialect": dialect} if dialect else {}
+    extra: dict[str, Any] = {"dialect": dialect} if dialect else {}
     return load(cfg, weights, device=device, **extra)
 
 
