@@ -25,7 +25,14 @@ from darkconv.apps.decode import Boxes, F32Array, Head, detection_boxes
 from darkconv.apps.image import letterbox_geometry
 from darkconv.errors import UnsupportedError
 
-__all__ = ["DECODERS", "Frame", "correct_yolo_boxes_ab", "get_network_boxes_ab"]
+__all__ = [
+    "DECODERS",
+    "SETS_CLASSES",
+    "Frame",
+    "correct_yolo_boxes_ab",
+    "detection_classes",
+    "get_network_boxes_ab",
+]
 
 _F32 = np.float32
 
@@ -212,6 +219,18 @@ def _region_head(head: Head, out: F32Array, t: np.float32, classes: int, f: Fram
 
 def _detection_head(head: Head, out: F32Array, t: np.float32, classes: int, f: Frame) -> Boxes:
     return detection_boxes(head, out, t, classes, f.im_w, f.im_h)  # as pjreddie, no correction
+
+
+#: head types whose detections carry ``dets[i].classes = l.classes``; ``get_detection_detections``
+#: never sets it, so a [detection] (yolov1) box keeps 0 classes and ``draw_detections_v3`` shows
+#: none of them
+SETS_CLASSES = frozenset({"yolo", "Gaussian_yolo", "region"})
+
+
+def detection_classes(boxes: Boxes, heads: Sequence[Head]) -> list[int]:
+    """Each box's ``dets[i].classes`` (its head's classes, 0 for a [detection] head)."""
+    own = {h.index: (h.classes if h.type in SETS_CLASSES else 0) for h in heads}
+    return [own[int(layer)] for layer in boxes.origin[:, 1]]
 
 
 #: head type -> its part of ``fill_network_boxes``

@@ -72,16 +72,20 @@ def draw_detections_v3(
     names: Sequence[str] | None,
     classes: int,
     ext_output: bool = False,
+    det_classes: Sequence[int] | None = None,
 ) -> tuple[list[Detection], list[int]]:
     """The shown detections in printed order, and the drawing order (indices into that list).
 
     ``Detection.classes`` lists the best class first, then the other classes ``> thresh`` in
     index order, as the lines print them; ``Detection.lines`` are its printed lines.
+    ``det_classes[i]`` is box ``i``'s own ``dets[i].classes``, the classes the best-class search
+    walks (default: every prob slot).
     """
     t = _F32(thresh)
     chosen: list[tuple[int, int]] = []  # (array position, best class)
     for i in range(len(boxes)):
-        best = _best_class(boxes.prob[i], t, names)
+        own = len(boxes.prob[i]) if det_classes is None else det_classes[i]
+        best = _best_class(boxes.prob[i][:own], t, names)
         if best >= 0:
             chosen.append((i, best))
     bbox = boxes.bbox

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from darkconv.apps.decode import Boxes, Head, get_network_boxes
-from darkconv.apps.decode_ab import get_network_boxes_ab
+from darkconv.apps.decode_ab import detection_classes, get_network_boxes_ab
 from darkconv.apps.dialects import AppDialect, network_dialect
 from darkconv.apps.draw import Detection, DetectResult, draw_detections
 from darkconv.apps.draw_ab import draw_detections_v3
@@ -22,7 +22,13 @@ from darkconv.apps.nms import do_nms_sort
 from darkconv.apps.nms_ab import nms_ab
 from darkconv.errors import UnsupportedError
 
-__all__ = ["HEAD_TYPES", "DetectorSetup", "detect_from_outputs", "detector_setup"]
+__all__ = [
+    "HEAD_TYPES",
+    "DetectorSetup",
+    "detect_from_outputs",
+    "detector_setup",
+    "setup_for_heads",
+]
 
 #: every layer type that ``get_network_boxes`` decodes (either dialect)
 HEAD_TYPES = ("yolo", "Gaussian_yolo", "gaussian_yolo", "region", "detection")
@@ -62,23 +68,28 @@ def detector_setup(
     network: Any, dialect: str | None = None, letter_box: bool = False
 ) -> DetectorSetup:
     """``test_detector``'s choices for ``network`` in ``dialect`` (default: the network's)."""
-    d = network_dialect(network, dialect)
     heads = tuple(Head.from_layer(la) for la in network.layers if la.type in HEAD_TYPES)
     if not heads:
         raise UnsupportedError("the network has no [yolo], [region] or [detection] layer")
     letter = bool(letter_box) or int(_option(network, "letter_box") or 0) != 0
-    last_classes = _last_layer_classes(network, heads)
+    return setup_for_heads(
+        heads, network_dialect(network, dialect), letter, _last_layer_classes(network, heads)
+    )
+
+
+def setup_for_heads(
+    heads: Sequence[Head], d: AppDialect, letter_box: bool, last_classes: int
+) -> DetectorSetup:
+    """The setup from the heads (layer order) and the last layer's ``classes``."""
+    heads = tuple(sorted(heads, key=lambda h: h.index))
+    classes, kind, beta = last_classes, "default", 0.6
     if d.nms == "from_last_head":
         # test_detector: l = the last yolo/Gaussian_yolo/region layer, else the last layer
         picked = [h for h in heads if h.type in _AB_NMS_HEADS]
-        l_head = picked[-1] if picked else None
-        classes = l_head.classes if l_head else last_classes
-        kind = l_head.nms_kind if l_head else "default"
-        beta = l_head.beta_nms if l_head else 0.6
-    else:
-        classes, kind, beta = last_classes, "default", 0.6
+        if picked:
+            classes, kind, beta = picked[-1].classes, picked[-1].nms_kind, picked[-1].beta_nms
     prob = heads[0].classes if d.prob_classes == "first_head" else last_classes
-    return DetectorSetup(d, heads, prob, classes, kind, beta, letter)
+    return DetectorSetup(d, heads, prob, classes, kind, beta, letter_box)
 
 
 def _boxes_pjreddie(s: DetectorSetup, out: Mapping[int, np.ndarray], size: tuple[int, ...],
@@ -111,7 +122,8 @@ def _print_pjreddie(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: fl
 
 def _print_v3(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: float,
               names: Sequence[str] | None, ext: bool) -> tuple[list[Detection], list[int]]:  # fmt: skip
-    return draw_detections_v3(b, im_w, im_h, thresh, names, s.classes, ext)
+    own = detection_classes(b, s.heads)
+    return draw_detections_v3(b, im_w, im_h, thresh, names, s.classes, ext, own)
 
 
 PRINTERS = {"draw_detections": _print_pjreddie, "draw_detections_v3": _print_v3}

@@ -195,3 +195,37 @@ def test_cli_ext_output_is_alexeyab_only() -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 2 and "AlexeyAB" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_detector_steps_from_head_outputs(name: str) -> None:
+    """The path darkconv.detect and the CLI take after the forward pass (steps.py)."""
+    from darkconv.apps.steps import detect_from_outputs, setup_for_heads
+
+    case, arrays = load_case(name)
+    heads = [Head.from_dict(d) for d in case["output_layers"]]
+    setup = setup_for_heads(heads, app_dialect("alexeyab"), bool(case["letter_box"]),
+                            heads[-1].classes)  # fmt: skip
+    assert (setup.nms_kind, setup.beta_nms) == (case["nms_kind"], case["beta_nms"])
+    outputs = {h.index: arrays[f"layer_{h.index:03d}"] for h in heads}
+    im, net = case["image_size"], case["network_size"]
+    res = detect_from_outputs(setup, outputs, im["w"], im["h"], net["w"], net["h"],
+                              case["thresh"], names=case["names"],
+                              ext_output=bool(case["ext_output"]))  # fmt: skip
+    assert list(res.lines) == case["printed_lines"]
+    assert res.nboxes == case["nboxes"]
+    assert [d.position for d in res.drawn()] == [b["position"] for b in case["drawn_boxes"]]
+    doc = res.to_json()
+    assert doc["dialect"] == "alexeyab" and doc["lines"] == case["printed_lines"]
+
+
+def test_alexeyab_prints_no_yolov1_detection() -> None:
+    """get_detection_detections never sets dets[i].classes: draw_detections_v3 shows none."""
+    from darkconv.apps.steps import detect_from_outputs, setup_for_heads
+
+    head = Head.from_dict({"index": 0, "type": "detection", "side": 1, "n": 1, "classes": 1})
+    out = np.array([0.9, 0.8, 0.5, 0.5, 0.5, 0.5], np.float32)  # class, confidence, box
+    for dialect, lines in (("pjreddie", ["0: 72%"]), ("alexeyab", [])):
+        setup = setup_for_heads([head], app_dialect(dialect), False, 1)
+        res = detect_from_outputs(setup, {0: out}, 10, 10, 10, 10, 0.5)
+        assert list(res.lines) == lines
