@@ -18,7 +18,12 @@ from darkconv.apps.dialects import network_dialect
 from darkconv.apps.draw import DetectResult
 from darkconv.apps.image import FloatImage, ImageLike, as_image
 from darkconv.apps.preprocess import classifier_input, detector_input
-from darkconv.apps.steps import DetectorSetup, detect_from_outputs, detector_setup
+from darkconv.apps.steps import (
+    DetectorSetup,
+    detect_from_outputs,
+    detector_setup,
+    net_letter_box,
+)
 from darkconv.errors import ImageError, UnsupportedError
 
 __all__ = [
@@ -49,7 +54,8 @@ def network_input(
     app: str = "detector",
 ) -> tuple[FloatImage, FloatImage]:
     """``load_image_color`` + the dialect's input of ``app`` ("detector" | "classifier"):
-    (decoded image, network input).  ``letter_box`` forces the detector's letterbox."""
+    (decoded image, network input).  ``letter_box`` (or ``[net] letter_box=1``) makes the
+    detector letterbox."""
     c, h, w = network.input
     if c != 3:
         raise ImageError(f"the network takes {c} channels; Darknet's images have 3")
@@ -57,7 +63,7 @@ def network_input(
     im = as_image(image)
     if app == "classifier":
         return im, classifier_input(im, w, h, d)
-    return im, detector_input(im, w, h, d, letter_box)
+    return im, detector_input(im, w, h, d, letter_box or net_letter_box(network))
 
 
 def forward_layers(model: Any, x: FloatImage, indices: Iterable[int]) -> dict[int, np.ndarray]:

@@ -27,6 +27,7 @@ __all__ = [
     "DetectorSetup",
     "detect_from_outputs",
     "detector_setup",
+    "net_letter_box",
     "setup_for_heads",
 ]
 
@@ -49,12 +50,15 @@ class DetectorSetup:
     letter_box: bool  # only read where the dialect resizes by default
 
 
-def _option(network: Any, key: str) -> Any:
-    """A ``[net]`` option: parsed (``network.net``), else the raw text (``net_cfg``)."""
-    value = getattr(network, "net", {}).get(key)
+def net_letter_box(network: Any) -> bool:
+    """``[net] letter_box`` (AlexeyAB): parsed (``network.net``), else the raw text."""
+    value = getattr(network, "net", {}).get("letter_box")
     if value is None:
-        value = dict(getattr(network, "net_cfg", ())).get(key)
-    return value
+        value = dict(getattr(network, "net_cfg", ())).get("letter_box")
+    try:
+        return int(value or 0) != 0
+    except ValueError:
+        return False
 
 
 def _last_layer_classes(network: Any, heads: Sequence[Head]) -> int:
@@ -71,7 +75,7 @@ def detector_setup(
     heads = tuple(Head.from_layer(la) for la in network.layers if la.type in HEAD_TYPES)
     if not heads:
         raise UnsupportedError("the network has no [yolo], [region] or [detection] layer")
-    letter = bool(letter_box) or int(_option(network, "letter_box") or 0) != 0
+    letter = bool(letter_box) or net_letter_box(network)
     return setup_for_heads(
         heads, network_dialect(network, dialect), letter, _last_layer_classes(network, heads)
     )
