@@ -1,6 +1,7 @@
-"""Apps stage: an image and a model in, Darknet's results out.
+"""Apps stage: an image and a model in, Darknet's results out, in either dialect.
 
-Darknet-exact image loading and letterboxing (``image``), box decoding (``decode``) and NMS (``nms``),
-class labels (``labels``), classifier top-k (``classifier``), printed lines and drawn boxes (``draw``),
-and the ``predict``/``detect`` Python API (``api``).
+Darknet-exact image loading (``image``) and network input (``preprocess``), box decoding
+(``decode``, AlexeyAB: ``decode_ab``) and NMS (``nms``, ``nms_ab``), class labels (``labels``),
+classifier top-k (``classifier``), printed lines and drawn boxes (``draw``, ``draw_ab``), the
+dialect table (``dialects``) and its steps (``steps``), and the ``predict``/``detect`` API (``api``).
 """
