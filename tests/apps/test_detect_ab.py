@@ -229,3 +229,54 @@ def test_alexeyab_prints_no_yolov1_detection() -> None:
         setup = setup_for_heads([head], app_dialect(dialect), False, 1)
         res = detect_from_outputs(setup, {0: out}, 10, 10, 10, 10, 0.5)
         assert list(res.lines) == lines
+
+
+def _reference_nms(boxes: Boxes, classes: int, thr: float, kind: str, beta: float) -> Boxes:
+    """box.c's loops literally: partition, then per class a stable sort and pair by pair."""
+    from darkconv.apps.nms_ab import nms_kind_name
+
+    order = list(range(len(boxes)))
+    k, i = len(boxes) - 1, 0
+    while i <= k:
+        if boxes.objectness[order[i]] == 0:
+            order[i], order[k] = order[k], order[i]
+            k -= 1
+        else:
+            i += 1
+    live, out = k + 1, boxes.take(order)
+    kind = nms_kind_name(kind)
+    for c in range(classes):
+        out.sort_class[:live] = c
+        out = out.take([*np.argsort(-out.prob[:live, c], kind="stable"), *range(live, len(out))])
+        for i in range(live):
+            if out.prob[i, c] == 0:
+                continue
+            for j in range(i + 1, live):
+                a, b = out.bbox[i], out.bbox[j][None, :]
+                if kind in ("default", "cornersnms"):
+                    value = box_iou_ab(a, b)[0]
+                else:
+                    value = box_diou(a, b, 0.6 if kind == "greedynms" else beta)[0]
+                if value > np.float32(thr):
+                    out.prob[j, c] = 0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_matches_the_literal_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 60)), int(rng.integers(1, 4))
+    bbox = np.concatenate([rng.random((n, 2)), rng.random((n, 2)) * 0.5], 1).astype(np.float32)
+    bbox[: n // 8, 2:] = 0  # empty boxes: I = U = 0
+    obj = np.where(rng.random(n) < 0.15, 0, rng.random(n)).astype(np.float32)
+    prob = np.where(rng.random((n, c)) < 0.4, 0, rng.random((n, c))).astype(np.float32)
+    prob[rng.random((n, c)) < 0.1] = 0.5  # ties keep their order
+    origin = np.zeros((n, 5), np.int64)
+    origin[:, 0] = np.arange(n)
+    boxes = Boxes(bbox, obj, prob, np.zeros(n, np.int64), origin)
+    for kind, beta, thr in (("default", 0.6, 0.45), ("greedynms", 0.6, 0.3),
+                            ("diounms", 1.0, 0.45), ("diounms", 2.0, -0.2)):  # fmt: skip
+        got = nms_ab(boxes, c, thr, kind, beta)
+        ref = _reference_nms(boxes, c, thr, kind, beta)
+        assert got.origin[:, 0].tolist() == ref.origin[:, 0].tolist()
+        assert np.array_equal(got.prob, ref.prob) and np.array_equal(got.sort_class, ref.sort_class)
