@@ -15,9 +15,16 @@ import numpy as np
 from darkconv.apps.classifier import Prediction, top_predictions
 from darkconv.apps.decode import Head, get_network_boxes
 from darkconv.apps.draw import DetectResult, draw_detections
-from darkconv.apps.image import FloatImage, ImageLike, as_image, letterbox_image
+from darkconv.apps.image import (
+    MAX_IMAGE_PIXELS,
+    FloatImage,
+    ImageLike,
+    as_image,
+    letterbox_image,
+)
 from darkconv.apps.nms import do_nms_sort
 from darkconv.errors import ImageError, UnsupportedError
+from darkconv.parse.budget import activation_cost, check_fits
 
 __all__ = ["detect", "forward_layers", "model_network", "network_input", "predict"]
 
@@ -33,12 +40,19 @@ def model_network(model: Any) -> Any:
     raise TypeError(f"{type(model).__name__} does not carry its darkconv Network")
 
 
-def network_input(image: ImageLike, network: Any) -> tuple[FloatImage, FloatImage]:
-    """``load_image_color`` + ``letterbox_image(im, net.w, net.h)``: (decoded image, input)."""
+def network_input(
+    image: ImageLike, network: Any, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[FloatImage, FloatImage]:
+    """``load_image_color`` + ``letterbox_image(im, net.w, net.h)``: (decoded image, input).
+
+    Refuses (:class:`~darkconv.errors.ResourceError`) a network whose forward pass or an image
+    whose decoded pixels would not fit in memory, before allocating them."""
     c, h, w = network.input
     if c != 3:
         raise ImageError(f"the network takes {c} channels; Darknet's images have 3")
-    im = as_image(image)
+    # The forward pass at batch 1; letterboxing holds about two more input-sized buffers.
+    check_fits(activation_cost(network, 1), margin=2.0)
+    im = as_image(image, max_pixels=max_pixels)
     return im, letterbox_image(im, w, h)
 
 
@@ -85,12 +99,13 @@ def predict(
     image: ImageLike,
     top: int = 1,
     names: Sequence[str] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> list[Prediction]:
     """``darknet classifier predict``: the ``top`` classes of the network output.
 
     ``image`` is a path or an array (see :func:`darkconv.image.as_image`).  Darknet's default
     ``top`` is 1 (``-t``, then the ``.data`` file's ``top=``).  Without ``names`` each class
-    is named by its index.
+    is named by its index.  An image file of more than ``max_pixels`` pixels is refused.
     """
     network = model_network(model)
     out = network.layers[network.output_index]
@@ -98,7 +113,7 @@ def predict(
         raise UnsupportedError(
             f"layer {out.index}: a softmax tree needs hierarchy_predictions, not supported"
         )
-    _, x = network_input(image, network)
+    _, x = network_input(image, network, max_pixels)
     values = forward_layers(model, x, [network.output_index])[network.output_index]
     return top_predictions(values, top, names)
 
@@ -123,17 +138,19 @@ def detect(
     hier: float = 0.5,
     nms: float = 0.45,
     names: Sequence[str] | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> DetectResult:
     """``darknet detector test``: boxes, printed lines and drawn corners for one image.
 
     ``hier`` (``hier_thresh``) only matters for ``tree=`` regions, which are not supported; it is
-    accepted for parity with Darknet.  ``nms=0`` skips NMS as Darknet does.
+    accepted for parity with Darknet.  ``nms=0`` skips NMS as Darknet does.  An image file of more
+    than ``max_pixels`` pixels is refused.
     """
     network = model_network(model)
     heads = network_heads(network)
     if not heads:
         raise UnsupportedError("the network has no [yolo], [region] or [detection] layer")
-    im, x = network_input(image, network)
+    im, x = network_input(image, network, max_pixels)
     outputs = forward_layers(model, x, [h.index for h in heads])
     _, net_h, net_w = network.input
     im_h, im_w = im.shape[1], im.shape[2]

@@ -12,20 +12,26 @@ percent of the values (see the README).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-from darkconv.errors import ImageError
+from darkconv.errors import ImageError, ResourceError
+from darkconv.parse.budget import MAX_IMAGE_PIXELS, Cost, check_fits
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "FloatImage",
     "ImageLike",
     "Letterbox",
     "as_image",
+    "check_image_size",
     "embed_image",
     "image_from_pil",
     "letterbox_geometry",
@@ -68,15 +74,34 @@ def image_from_pil(pil: object) -> FloatImage:
     return (chw.astype(np.float64) / 255.0).astype(np.float32)
 
 
-def load_image(path: str | os.PathLike[str]) -> FloatImage:
-    """Load an image file like Darknet's ``load_image_color(path, 0, 0)``: ``(3, h, w)`` float32."""
+def check_image_size(path: str, w: int, h: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse, before decoding, an image larger than ``max_pixels`` or than the memory its
+    decode needs: about 13 bytes a pixel (the bytes, float64 while dividing by 255, float32)."""
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+            "(a decompression bomb?); raise it with --max-image-pixels / max_pixels="
+        )
+    try:
+        check_fits(Cost(w * h * 13, f"{path}: decoding {w}x{h} pixels"), quiet_below=0)
+    except ResourceError as exc:
+        raise ImageError(exc.message) from None
+
+
+def load_image(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> FloatImage:
+    """Load an image file like Darknet's ``load_image_color(path, 0, 0)``: ``(3, h, w)`` float32.
+
+    The size in the file's header is checked before any pixel is decoded (:func:`check_image_size`)."""
     from PIL import Image, UnidentifiedImageError
 
     p = os.fspath(path)
     try:
-        with Image.open(p) as pil:
+        with _pillow_bound(max_pixels), Image.open(p) as pil:
+            check_image_size(p, pil.size[0], pil.size[1], max_pixels)
             pil.load()
             return image_from_pil(pil)
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{p}: {err}") from None
     except FileNotFoundError:
         raise ImageError(f"{p}: cannot load image: no such file") from None
     except IsADirectoryError:
@@ -87,7 +112,24 @@ def load_image(path: str | os.PathLike[str]) -> FloatImage:
         raise ImageError(f"{p}: cannot load image: {err}") from None
 
 
-def as_image(image: ImageLike) -> FloatImage:
+@contextlib.contextmanager
+def _pillow_bound(max_pixels: int) -> Iterator[None]:
+    """Pillow's own bomb check (a warning over its ``MAX_IMAGE_PIXELS``, an error over twice
+    that) gives way to ours, :func:`check_image_size`, run right after ``Image.open`` has read
+    the header and before any pixel is decoded.  ``max_pixels`` bounds the decode either way."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # check_image_size() applies max_pixels instead
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def as_image(image: ImageLike, max_pixels: int = MAX_IMAGE_PIXELS) -> FloatImage:
     """Accept a path or an array; arrays are CHW float in [0, 1] (or HWC uint8, as Pillow gives).
 
     * a path is decoded with :func:`load_image`;
@@ -95,7 +137,7 @@ def as_image(image: ImageLike) -> FloatImage:
     * a float array of shape ``(3, h, w)`` or ``(1, 3, h, w)`` is taken as Darknet's image as is.
     """
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
+        return load_image(image, max_pixels)
     arr = np.asarray(image)
     if arr.dtype == np.uint8:
         if arr.ndim == 2:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 
 from darkconv.apps.labels import read_data_file, read_names
-from darkconv.cli.options import device_option
+from darkconv.cli.options import device_option, max_pixels_option
 from darkconv.errors import DarkconvError, ImageError
 
 __all__ = ["detect_command", "predict_command"]
@@ -57,6 +57,7 @@ def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed m
     "--top", type=click.IntRange(min=0), default=None, help="Lines to print [data top=, else 1]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@max_pixels_option()
 @device_option()
 def predict_command(
     cfg: str,
@@ -66,6 +67,7 @@ def predict_command(
     data: str | None,
     top: int | None,
     as_json: bool,
+    max_image_pixels: int,
     device: str,
 ) -> None:
     """Classify IMAGE like darknet classifier predict (same printed lines).
@@ -78,7 +80,7 @@ def predict_command(
 
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
-    im = load_image(image)
+    im = load_image(image, max_image_pixels)
     model = _load(cfg, weights, device)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
@@ -107,6 +109,7 @@ def predict_command(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
+@max_pixels_option()
 @device_option()
 def detect_command(
     cfg: str,
@@ -119,6 +122,7 @@ def detect_command(
     nms: float,
     output: str | None,
     as_json: bool,
+    max_image_pixels: int,
     device: str,
 ) -> None:
     """Detect objects in IMAGE like darknet detector test: "label: NN%" lines in
@@ -127,7 +131,7 @@ def detect_command(
     from darkconv.apps.image import load_image
 
     labels, _ = _labels(names, data, "data/names.list")
-    im = load_image(image)
+    im = load_image(image, max_image_pixels)
     if output:
         from darkconv.weights.atomic import check_output_path
 

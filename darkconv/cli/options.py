@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-__all__ = ["DEVICES", "device_option"]
+from darkconv.parse.budget import MAX_IMAGE_PIXELS
+
+__all__ = ["DEVICES", "device_option", "max_pixels_option"]
 
 #: ``auto``: CUDA when torch sees a GPU, else the CPU (:func:`darkconv.builder.pick_device`).
 DEVICES = ("cpu", "cuda", "auto")
@@ -21,4 +23,15 @@ def device_option(
         raise ValueError(f"default {default!r} is not one of {choices}")
     return click.option(
         "--device", type=click.Choice(list(choices)), default=default, show_default=True, help=help
+    )
+
+
+def max_pixels_option() -> Callable[[Any], Any]:
+    """``--max-image-pixels``: the bound on an input image's pixel count (decompression bombs)."""
+    return click.option(
+        "--max-image-pixels",
+        type=click.IntRange(min=1),
+        default=MAX_IMAGE_PIXELS,
+        show_default=True,
+        help="Refuse images with more pixels than this (checked before decoding).",
     )
