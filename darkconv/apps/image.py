@@ -5,17 +5,13 @@ Images are float32 arrays in Darknet's layout: ``(channels, height, width)`` wit
 float32 operations, which round after every operation just as the C code does), so the
 results are bit-identical to Darknet's ``resize_image`` / ``letterbox_image``.
 
-Decoding uses Pillow.  Darknet's default build decodes with the bundled stb_image; for PNG the
-pixels are identical, for JPEG libjpeg(-turbo) and stb_image differ by up to 3/255 on a few
-percent of the values (see the README).
+Decoding: :mod:`darkconv.apps.imread` (JPEGs exactly as Darknet's bundled stb_image, other
+formats with Pillow, which gives the same bytes for them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
 
@@ -38,6 +34,7 @@ __all__ = [
     "letterbox_image",
     "load_image",
     "resize_image",
+    "to_float",
     "to_uint8_hwc",
 ]
 
@@ -54,23 +51,13 @@ def image_from_pil(pil: object) -> FloatImage:
     dropped (not composited), EXIF orientation is ignored, and 16-bit samples keep their high
     byte (stb_image's 16 -> 8 bit conversion).  Each byte becomes ``(float)byte/255.``.
     """
-    from PIL import Image
+    from darkconv.apps.imread import pil_to_rgb
 
-    if not isinstance(pil, Image.Image):
-        raise ImageError(f"not a Pillow image: {type(pil).__name__}")
-    mode = pil.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit gray: stb_image keeps the high byte of each sample
-        arr16 = np.asarray(pil).astype(np.int64)
-        gray = np.clip(arr16 >> 8, 0, 255).astype(np.uint8)
-        hwc = np.repeat(gray[:, :, None], 3, axis=2)
-    else:
-        if mode != "RGB":
-            # "L"/"LA"/"P"/"RGBA"/"1"/...: Pillow's RGB conversion replicates gray and drops alpha
-            pil = pil.convert("RGB")
-        hwc = np.asarray(pil, dtype=np.uint8)
-    # load_image_stb: data[..] = (float)byte/255. -> the division is done in double
-    chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))
+    return to_float(pil_to_rgb(pil))
+
+
+def to_float(chw: NDArray[np.uint8]) -> FloatImage:
+    """``load_image_stb``: ``data[..] = (float)byte/255.``, the division done in double."""
     return (chw.astype(np.float64) / 255.0).astype(np.float32)
 
 
@@ -88,45 +75,17 @@ def check_image_size(path: str, w: int, h: int, max_pixels: int = MAX_IMAGE_PIXE
         raise ImageError(exc.message) from None
 
 
-def load_image(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> FloatImage:
+def load_image(
+    path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS, decoder: str = "stb"
+) -> FloatImage:
     """Load an image file like Darknet's ``load_image_color(path, 0, 0)``: ``(3, h, w)`` float32.
 
-    The size in the file's header is checked before any pixel is decoded (:func:`check_image_size`)."""
-    from PIL import Image, UnidentifiedImageError
+    The size in the file's header is checked before any pixel is decoded (:func:`check_image_size`).
+    ``decoder="stb"`` decodes JPEGs exactly as Darknet's stb_image, ``"pillow"`` uses Pillow for
+    every format (see :func:`darkconv.apps.imread.load_image`)."""
+    from darkconv.apps.imread import load_image as load_bytes
 
-    p = os.fspath(path)
-    try:
-        with _pillow_bound(max_pixels), Image.open(p) as pil:
-            check_image_size(p, pil.size[0], pil.size[1], max_pixels)
-            pil.load()
-            return image_from_pil(pil)
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{p}: {err}") from None
-    except FileNotFoundError:
-        raise ImageError(f"{p}: cannot load image: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{p}: cannot load image: is a directory") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{p}: cannot load image: unknown or corrupt image format") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ImageError(f"{p}: cannot load image: {err}") from None
-
-
-@contextlib.contextmanager
-def _pillow_bound(max_pixels: int) -> Iterator[None]:
-    """Pillow's own bomb check (a warning over its ``MAX_IMAGE_PIXELS``, an error over twice
-    that) gives way to ours, :func:`check_image_size`, run right after ``Image.open`` has read
-    the header and before any pixel is decoded.  ``max_pixels`` bounds the decode either way."""
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None  # check_image_size() applies max_pixels instead
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+    return to_float(load_bytes(path, max_pixels=max_pixels, decoder=decoder))
 
 
 def as_image(image: ImageLike, max_pixels: int = MAX_IMAGE_PIXELS) -> FloatImage:

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkconv.apps.jpeg_header import JpegHeader, StbRefusal, is_jpeg, read_header
-from darkconv.apps.jpeg_pixels import blinn_8x8, dequantize, idct_blocks, upsample, ycbcr_to_rgb
+from darkconv.apps.jpeg_pixels import blinn_8x8, idct_component, upsample, ycbcr_to_rgb
 
 __all__ = ["JpegDecoderMissing", "StbRefusal", "decode_jpeg", "exact_jpeg_available", "is_jpeg"]
 
@@ -118,7 +118,7 @@ def decode_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> NDAr
     planes = []
     for comp, coef in zip(header.components, coefs, strict=True):
         table = np.asarray(comp.qtable, dtype=np.int64)
-        pixels = idct_blocks(dequantize(coef, table))
+        pixels = idct_component(coef, table)
         comp_w = -(-w * comp.h // h_max)
         comp_h = -(-h * comp.v // v_max)
         planes.append(upsample(pixels, comp_w, comp_h, h_max // comp.h, v_max // comp.v, w, h))
@@ -129,7 +129,8 @@ def _to_rgb(header: JpegHeader, planes: list[NDArray[np.uint8]]) -> NDArray[np.u
     """``load_jpeg_image``'s colour step for ``req_comp = 3``."""
     n = len(planes)
     if n == 1:  # gray: the value goes to R, G and B
-        return np.broadcast_to(planes[0], (3, *planes[0].shape)).copy()
+        gray: NDArray[np.uint8] = np.broadcast_to(planes[0], (3, *planes[0].shape)).copy()
+        return gray
     if n == 3 and header.is_rgb:
         return np.stack(planes)
     if n == 4 and header.adobe_transform == 0:  # CMYK, Adobe-inverted: R = C*K/255

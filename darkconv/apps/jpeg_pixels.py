@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["blinn_8x8", "dequantize", "idct_blocks", "idct_exact", "upsample", "ycbcr_to_rgb"]
+__all__ = ["blinn_8x8", "idct_component", "idct_exact", "upsample", "ycbcr_to_rgb"]
 
 U8 = NDArray[np.uint8]
 I16 = NDArray[np.int16]
@@ -56,7 +56,9 @@ def _sums(r: list[NDArray[np.int64]], wrap: bool) -> list[NDArray[np.int64]]:
     """
     w = _wrap16 if wrap else (lambda x: x)
 
-    def rot(x: NDArray[np.int64], y: NDArray[np.int64], c0: str, c1: str) -> tuple:
+    def rot(
+        x: NDArray[np.int64], y: NDArray[np.int64], c0: str, c1: str
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         return x * _ROT[c0][0] + y * _ROT[c0][1], x * _ROT[c1][0] + y * _ROT[c1][1]
 
     t2e, t3e = rot(r[2], r[6], "rot0_0", "rot0_1")
@@ -91,56 +93,69 @@ def idct_exact(blocks: I16) -> U8:
     t = np.stack(cols, axis=1).transpose(0, 2, 1)  # 16-bit 8x8 transpose -> rows: v, lanes: y
     rows = _pass_exact([t[:, v, :] for v in range(8)], _BIAS_ROW, 17)  # rows: x, lanes: y
     out = np.clip(np.stack(rows, axis=1), 0, 255)  # _mm_packus_epi16
-    return out.transpose(0, 2, 1).astype(np.uint8)  # 8-bit transpose -> (y, x)
+    pixels: U8 = out.transpose(0, 2, 1).astype(np.uint8)  # 8-bit transpose -> (y, x)
+    return pixels
 
 
-def idct_blocks(blocks: NDArray[np.float64]) -> U8:
-    """``stbi__idct_simd`` for ``(by, bx, 8, 8)`` dequantised coefficients (int16 values as float64).
+def _dequantized(coef: I16, table: NDArray[np.int64]) -> tuple[NDArray[np.float64], int]:
+    """``(short)(coef * dequant[k])`` as float64 in the column pass's layout ``(u, by, bx, v)``.
 
-    Fast path: each pass is an exact integer matrix product (float64 holds every sum, < 2**33),
-    valid while no 16-bit lane wraps: inputs within +-16383 and column-pass outputs within
-    +-16384.  Blocks outside that range go through :func:`idct_exact`.  Returns the planes
-    ``(by*8, bx*8)`` as uint8.
+    stb_image truncates the product to 16 bits.  Also returns a bound on its magnitude.
     """
-    by, bx = blocks.shape[:2]
+    by, bx = coef.shape[:2]
+    q = table.reshape(8, 8)
+    cmax = int(max(-int(coef.min(initial=0)), int(coef.max(initial=0))))
+    bound = cmax * int(q.max())
+    if bound > 32767:
+        coef = (coef.astype(np.int64) * q).astype(np.int16)
+        q = np.ones((8, 8), dtype=np.int64)
+        bound = 32768
+    x = np.empty((9, by, bx, 8), dtype=np.float64)
+    np.multiply(coef.transpose(2, 0, 1, 3), q[:, None, None, :].astype(np.float64), out=x[:8])
+    x[8] = 1.0  # the bias row of _AUG_COL
+    return x, bound
+
+
+# the pass matrices with the rounding bias as a ninth column and the shift folded in as an exact
+# power-of-two scale: floor(_AUG @ [in; 1]) == (M @ in + bias) >> shift for every integer input
+_AUG_COL = np.hstack([_MATRIX, np.full((8, 1), _BIAS_COL, dtype=np.float64)]) / 1024
+_AUG_ROW = np.hstack([_MATRIX, np.full((8, 1), _BIAS_ROW, dtype=np.float64)]) / 131072
+
+
+def idct_component(coef: I16, table: NDArray[np.int64]) -> U8:
+    """Dequantise and ``stbi__idct_simd`` a component: ``(by, bx, 8, 8)`` -> ``(by*8, bx*8)`` uint8.
+
+    Fast path: each pass is an exact integer matrix product in float64 (every sum is below
+    2**33), valid while no 16-bit lane wraps, i.e. inputs within +-16383 and column-pass outputs
+    within +-16384.  Blocks outside that range are redone by :func:`idct_exact`.
+    """
+    by, bx = coef.shape[:2]
     n = by * bx
-    # (u, n, v): the column pass mixes u for every (n, v)
-    x = blocks.reshape(n, 8, 8).transpose(1, 0, 2).reshape(8, n * 8)
-    p = _MATRIX @ x  # (y, n*v)
-    p += _BIAS_COL
-    p *= 1.0 / 1024
+    x, bound = _dequantized(coef, table)
+    p = _AUG_COL @ x.reshape(9, n * 8)  # (y, n, v), the column pass mixes u
     np.floor(p, out=p)
     bad = None
-    if (
-        np.abs(blocks).max(initial=0) > 16383
-        or p.min(initial=0) < -16384
-        or p.max(initial=0) > 16383
-    ):
-        within = (np.abs(blocks.reshape(n, 64)) <= 16383).all(axis=1)
+    if bound > 16383 or p.min(initial=0) < -16384 or p.max(initial=0) > 16383:
         pr = p.reshape(8, n, 8)
-        within &= ((pr >= -16384) & (pr <= 16383)).all(axis=(0, 2))
+        within = ((pr >= -16384) & (pr <= 16383)).all(axis=(0, 2))
+        if bound > 16383:
+            xr = x[:8].reshape(8, n, 8)
+            within &= (np.abs(xr) <= 16383).all(axis=(0, 2))
         bad = np.flatnonzero(~within)
-    # (y, n, v) -> rows (y, n), v last: the row pass mixes v
-    q = p.reshape(8 * n, 8) @ _MATRIX.T  # (y*n, x)
-    q += _BIAS_ROW
-    q *= 1.0 / 131072
-    np.floor(q, out=q)
-    np.clip(q, 0, 255, out=q)
-    out = q.astype(np.uint8).reshape(8, n, 8)
+    # the 16-bit transpose: (v, y, n), the row pass mixes v
+    t = np.empty((9, 8, n), dtype=np.float64)
+    t[:8] = p.reshape(8, n, 8).transpose(2, 0, 1)
+    t[8] = 1.0
+    q = _AUG_ROW @ t.reshape(9, 8 * n)  # (x, y, n)
+    np.clip(q, 0, 255.5, out=q)  # packs + packus; truncation is floor from here on
+    out = q.astype(np.uint8).reshape(8, 8, by, bx).transpose(2, 1, 3, 0)  # (by, y, bx, x)
     if bad is not None and bad.size:
-        exact = idct_exact(blocks.reshape(n, 8, 8)[bad].astype(np.int16))  # (m, y, x)
-        out[:, bad, :] = exact.transpose(1, 0, 2)
-    # (y, by, bx, x) -> (by, y, bx, x)
-    return out.reshape(8, by, bx, 8).transpose(1, 0, 2, 3).reshape(by * 8, bx * 8)
-
-
-def dequantize(coef: I16, table: NDArray[np.int64]) -> NDArray[np.float64]:
-    """``data[k] = (short)(coef * dequant[k])``: the product is truncated to 16 bits."""
-    prod = coef.astype(np.float64) * table.reshape(8, 8).astype(np.float64)
-    if prod.size and (prod.min() < -32768 or prod.max() > 32767):
-        wrapped = (coef.astype(np.int64) * table.reshape(8, 8)).astype(np.int16)
-        prod = wrapped.astype(np.float64)
-    return prod
+        blocks = x[:8].reshape(8, n, 8).transpose(1, 0, 2)[bad].astype(np.int16)
+        out = out.copy()
+        exact = idct_exact(blocks)  # (m, y, x)
+        yy, xx = np.divmod(bad, bx)
+        out[yy, :, xx, :] = exact
+    return np.ascontiguousarray(out).reshape(by * 8, bx * 8)
 
 
 def _row_walk(rows_lo: int, rows_out: int, vs: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -206,7 +221,8 @@ def upsample(plane: U8, comp_w: int, comp_h: int, hs: int, vs: int, w: int, h: i
     near, far = _row_walk(comp_h, h, vs)
     if hs == 1 and vs == 2:
         out = src[near].astype(np.int16) * np.int16(3) + src[far] + np.int16(2)
-        return (out >> 2).astype(np.uint8)[:, :w]
+        pixels: U8 = (out >> 2).astype(np.uint8)[:, :w]
+        return pixels
     if hs == 2 and vs == 1:
         return _h2(src[near].astype(np.int16))[:, :w].astype(np.uint8)
     if hs == 2 and vs == 2:
@@ -238,18 +254,30 @@ def _color_tables() -> tuple[NDArray[np.int16], NDArray[np.int16], NDArray[np.in
     return red.astype(np.int16), green.reshape(-1).astype(np.int16), blue.astype(np.int16)
 
 
-_RED, _GREEN, _BLUE = _color_tables()
+def _lookup_tables() -> tuple[U8, U8, NDArray[np.intp], U8]:
+    """Clamped ``[y << 8 | cr]`` -> R and ``[y << 8 | cb]`` -> B tables, the (Cb, Cr) offset of G
+    (biased by 512 to index the clamp table) and that clamp table."""
+    red, green, blue = _color_tables()
+    y = np.arange(256, dtype=np.int16)[:, None]
+    lut_r = np.clip(y + red[None, :], 0, 255).astype(np.uint8).reshape(-1)
+    lut_b = np.clip(y + blue[None, :], 0, 255).astype(np.uint8).reshape(-1)
+    clamp = np.clip(np.arange(1024) - 512, 0, 255).astype(np.uint8)
+    return lut_r, lut_b, green.astype(np.intp) + 512, clamp
+
+
+_LUT_R, _LUT_B, _G_OFFSET, _CLAMP = _lookup_tables()
 
 
 def ycbcr_to_rgb(y: U8, cb: U8, cr: U8) -> U8:
-    """``stbi__YCbCr_to_RGB_row`` for whole planes: ``(3, h, w)`` uint8."""
-    y16 = y.astype(np.int16)
-    out = np.empty((3, *y.shape), dtype=np.int16)
-    np.add(y16, _RED[cr], out=out[0])
-    np.add(y16, _GREEN[(cb.astype(np.intp) << 8) | cr], out=out[1])
-    np.add(y16, _BLUE[cb], out=out[2])
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+    """``stbi__YCbCr_to_RGB_row`` for whole planes: ``(3, h, w)`` uint8 (table lookups)."""
+    out = np.empty((3, *y.shape), dtype=np.uint8)
+    iy = y.astype(np.intp)
+    np.take(_LUT_R, (iy << 8) | cr, out=out[0])
+    np.take(_LUT_B, (iy << 8) | cb, out=out[2])
+    g = np.take(_G_OFFSET, (cb.astype(np.intp) << 8) | cr)
+    g += iy
+    np.take(_CLAMP, g, out=out[1])
+    return out
 
 
 def blinn_8x8(x: U8, y: U8) -> U8:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 
 from darkconv.apps.labels import read_data_file, read_names
-from darkconv.cli.options import device_option, max_pixels_option
+from darkconv.cli.options import decoder_option, device_option, max_pixels_option
 from darkconv.errors import DarkconvError, ImageError
 
 __all__ = ["detect_command", "predict_command"]
@@ -58,6 +58,7 @@ def _load(cfg: str, weights: str, device: str):  # noqa: ANN202 - torch-backed m
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 @max_pixels_option()
+@decoder_option()
 @device_option()
 def predict_command(
     cfg: str,
@@ -68,6 +69,7 @@ def predict_command(
     top: int | None,
     as_json: bool,
     max_image_pixels: int,
+    decoder: str,
     device: str,
 ) -> None:
     """Classify IMAGE like darknet classifier predict (same printed lines).
@@ -80,7 +82,7 @@ def predict_command(
 
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
-    im = load_image(image, max_image_pixels)
+    im = load_image(image, max_image_pixels, decoder)
     model = _load(cfg, weights, device)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
@@ -110,6 +112,7 @@ def predict_command(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
 @max_pixels_option()
+@decoder_option()
 @device_option()
 def detect_command(
     cfg: str,
@@ -123,6 +126,7 @@ def detect_command(
     output: str | None,
     as_json: bool,
     max_image_pixels: int,
+    decoder: str,
     device: str,
 ) -> None:
     """Detect objects in IMAGE like darknet detector test: "label: NN%" lines in
@@ -131,7 +135,7 @@ def detect_command(
     from darkconv.apps.image import load_image
 
     labels, _ = _labels(names, data, "data/names.list")
-    im = load_image(image, max_image_pixels)
+    im = load_image(image, max_image_pixels, decoder)
     if output:
         from darkconv.weights.atomic import check_output_path
 

@@ -9,7 +9,10 @@ import click
 
 from darkconv.parse.budget import MAX_IMAGE_PIXELS
 
-__all__ = ["DEVICES", "device_option", "max_pixels_option"]
+__all__ = ["DECODERS", "DEVICES", "decoder_option", "device_option", "max_pixels_option"]
+
+#: image decoders (:data:`darkconv.apps.imread.DECODERS`; repeated here so --help costs no numpy)
+DECODERS = ("stb", "pillow")
 
 #: ``auto``: CUDA when torch sees a GPU, else the CPU (:func:`darkconv.builder.pick_device`).
 DEVICES = ("cpu", "cuda", "auto")
@@ -34,4 +37,15 @@ def max_pixels_option() -> Callable[[Any], Any]:
         default=MAX_IMAGE_PIXELS,
         show_default=True,
         help="Refuse images with more pixels than this (checked before decoding).",
+    )
+
+
+def decoder_option() -> Callable[[Any], Any]:
+    """``--decoder``: ``stb`` (Darknet's stb_image, exact for JPEG) or ``pillow``."""
+    return click.option(
+        "--decoder",
+        type=click.Choice(list(DECODERS)),
+        default=DECODERS[0],
+        show_default=True,
+        help="Image decoder: stb decodes JPEGs bit-exactly as Darknet; pillow is libjpeg-turbo.",
     )
