@@ -84,7 +84,7 @@ def _coefficients(path: str, header: JpegHeader) -> list[NDArray[np.int16]]:
     dims = _block_dims(header)
     if read is not None:
         # a spare block row at the end of each buffer: libjpeg writes what it sized itself
-        bufs = [np.zeros((by + 1, bx, 8, 8), dtype=np.int16) for by, bx in dims]
+        bufs = [np.empty((by + 1, bx, 8, 8), dtype=np.int16) for by, bx in dims]
         ptrs: list[Any] = [b.ctypes.data_as(ctypes.POINTER(ctypes.c_short)) for b in bufs]
         ptrs += [None] * (4 - len(ptrs))
         if len(bufs) == 1:

@@ -29,6 +29,7 @@ _SOF = {0xC0: False, 0xC1: False, 0xC2: True}
 _SOI, _EOI, _SOS, _DNL, _DQT, _DHT, _DRI = 0xD8, 0xD9, 0xDA, 0xDC, 0xDB, 0xC4, 0xDD
 # entropy-coded data ends at 0xFF followed by anything but a stuffed 0x00, RSTn or a fill 0xFF
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_SOI_AT_START = re.compile(rb"\xff+\xd8")
 
 
 class StbRefusal(Exception):
@@ -65,7 +66,7 @@ class JpegHeader:
 
 def is_jpeg(data: bytes) -> bool:
     """``stbi__jpeg_test``: an SOI marker (after optional 0xFF fill bytes) opens the file."""
-    return len(data) >= 2 and data[0] == 0xFF and data.lstrip(b"\xff")[:1] == b"\xd8"
+    return _SOI_AT_START.match(data) is not None
 
 
 class _Reader:

@@ -97,82 +97,93 @@ def idct_exact(blocks: I16) -> U8:
     return pixels
 
 
-def _dequantized(coef: I16, table: NDArray[np.int64]) -> tuple[NDArray[np.float64], int]:
-    """``(short)(coef * dequant[k])`` as float64 in the column pass's layout ``(u, by, bx, v)``.
-
-    stb_image truncates the product to 16 bits.  Also returns a bound on its magnitude.
-    """
-    by, bx = coef.shape[:2]
-    q = table.reshape(8, 8)
-    cmax = int(max(-int(coef.min(initial=0)), int(coef.max(initial=0))))
-    bound = cmax * int(q.max())
-    if bound > 32767:
-        coef = (coef.astype(np.int64) * q).astype(np.int16)
-        q = np.ones((8, 8), dtype=np.int64)
-        bound = 32768
-    x = np.empty((9, by, bx, 8), dtype=np.float64)
-    np.multiply(coef.transpose(2, 0, 1, 3), q[:, None, None, :].astype(np.float64), out=x[:8])
-    x[8] = 1.0  # the bias row of _AUG_COL
-    return x, bound
-
-
 # the pass matrices with the rounding bias as a ninth column and the shift folded in as an exact
 # power-of-two scale: floor(_AUG @ [in; 1]) == (M @ in + bias) >> shift for every integer input
 _AUG_COL = np.hstack([_MATRIX, np.full((8, 1), _BIAS_COL, dtype=np.float64)]) / 1024
 _AUG_ROW = np.hstack([_MATRIX, np.full((8, 1), _BIAS_ROW, dtype=np.float64)]) / 131072
+_LIMIT = 16383  # no 16-bit lane can wrap while inputs and column-pass outputs stay within this
+
+# Work on stripes of about this many blocks (or pixels) so the float64 temporaries stay in the
+# CPU cache: three times faster than whole planes on a 768x576 photo.
+_CHUNK_BLOCKS = 384
+_CHUNK_PIXELS = _CHUNK_BLOCKS * 64
 
 
 def idct_component(coef: I16, table: NDArray[np.int64]) -> U8:
     """Dequantise and ``stbi__idct_simd`` a component: ``(by, bx, 8, 8)`` -> ``(by*8, bx*8)`` uint8.
 
     Fast path: each pass is an exact integer matrix product in float64 (every sum is below
-    2**33), valid while no 16-bit lane wraps, i.e. inputs within +-16383 and column-pass outputs
-    within +-16384.  Blocks outside that range are redone by :func:`idct_exact`.
+    2**45), valid while no 16-bit lane wraps: dequantised inputs within +-16383 and column-pass
+    outputs within +-16384.  Blocks outside that range are redone by :func:`idct_exact`.  The
+    dequantisation ``(short)(coef * dequant[k])`` is folded into the column-pass matrices (one per
+    horizontal frequency ``v``); products that would not fit in 16 bits are truncated first.
     """
     by, bx = coef.shape[:2]
-    n = by * bx
-    x, bound = _dequantized(coef, table)
-    p = _AUG_COL @ x.reshape(9, n * 8)  # (y, n, v), the column pass mixes u
-    np.floor(p, out=p)
+    q = table.reshape(8, 8).astype(np.int64)
+    cmax = max(-int(coef.min(initial=0)), int(coef.max(initial=0)))
+    if cmax * int(q.max()) > 32767:
+        coef = (coef.astype(np.int64) * q).astype(np.int16)
+        q = np.ones((8, 8), dtype=np.int64)
+    # per v: [y, u] = M[y, u] * q[u, v] / 1024, plus the bias column
+    cols = np.empty((8, 8, 9), dtype=np.float64)
+    cols[:, :, :8] = _AUG_COL[None, :, :8] * q.T[:, None, :]
+    cols[:, :, 8] = _AUG_COL[None, :, 8]
+    check = cmax * int(q.max()) > _LIMIT
+    step = max(1, _CHUNK_BLOCKS // max(bx, 1))
+    plane = np.empty((by * 8, bx * 8), dtype=np.uint8)
+    for r in range(0, by, step):
+        stripe = coef[r : r + step]
+        out = plane[r * 8 : (r + step) * 8].reshape(stripe.shape[0], 8, bx, 8)
+        _idct_stripe(stripe, cols, q, check, out)
+    return plane
+
+
+def _idct_stripe(
+    coef: I16, cols: NDArray[np.float64], q: NDArray[np.int64], check: bool, out: U8
+) -> None:
+    """:func:`idct_component` on a stripe of block rows, into ``out`` ``(sy, 8, bx, 8)``.
+
+    ``check``: some dequantised input may exceed the 16-bit-safe range.
+    """
+    sy, bx = coef.shape[:2]
+    n = sy * bx
+    x = np.empty((8, 9, n), dtype=np.float64)  # (v, u, n) + a ones row for the bias
+    x[:, :8, :] = coef.reshape(n, 8, 8).transpose(2, 1, 0)
+    x[:, 8, :] = 1.0
+    t = np.empty((9, 8, n), dtype=np.float64)  # (v, y, n): the row pass mixes v
+    np.matmul(cols, x, out=t[:8])
+    np.floor(t[:8], out=t[:8])
+    t[8] = 1.0  # the bias row of _AUG_ROW
     bad = None
-    if bound > 16383 or p.min(initial=0) < -16384 or p.max(initial=0) > 16383:
-        pr = p.reshape(8, n, 8)
-        within = ((pr >= -16384) & (pr <= 16383)).all(axis=(0, 2))
-        if bound > 16383:
-            xr = x[:8].reshape(8, n, 8)
-            within &= (np.abs(xr) <= 16383).all(axis=(0, 2))
+    if check or t[:8].min(initial=0) < -_LIMIT - 1 or t[:8].max(initial=0) > _LIMIT:
+        tr = t[:8]
+        within = ((tr >= -_LIMIT - 1) & (tr <= _LIMIT)).all(axis=(0, 1))
+        if check:
+            deq = np.abs(x[:, :8, :] * q.T[:, :, None])  # (v, u, n)
+            within &= (deq <= _LIMIT).all(axis=(0, 1))
         bad = np.flatnonzero(~within)
-    # the 16-bit transpose: (v, y, n), the row pass mixes v
-    t = np.empty((9, 8, n), dtype=np.float64)
-    t[:8] = p.reshape(8, n, 8).transpose(2, 0, 1)
-    t[8] = 1.0
-    q = _AUG_ROW @ t.reshape(9, 8 * n)  # (x, y, n)
-    np.clip(q, 0, 255.5, out=q)  # packs + packus; truncation is floor from here on
-    out = q.astype(np.uint8).reshape(8, 8, by, bx).transpose(2, 1, 3, 0)  # (by, y, bx, x)
+    res = _AUG_ROW @ t.reshape(9, 8 * n)  # (x, y, n)
+    np.clip(res, 0, 255.5, out=res)  # packs + packus; truncation is floor from here on
+    out.transpose(3, 1, 0, 2)[...] = res.reshape(8, 8, sy, bx)  # the 8-bit transpose
     if bad is not None and bad.size:
-        blocks = x[:8].reshape(8, n, 8).transpose(1, 0, 2)[bad].astype(np.int16)
-        out = out.copy()
-        exact = idct_exact(blocks)  # (m, y, x)
+        blocks = (coef.reshape(n, 8, 8)[bad].astype(np.int64) * q).astype(np.int16)
         yy, xx = np.divmod(bad, bx)
-        out[yy, :, xx, :] = exact
-    return np.ascontiguousarray(out).reshape(by * 8, bx * 8)
+        out[yy, :, xx, :] = idct_exact(blocks)  # (m, y, x)
 
 
 def _row_walk(rows_lo: int, rows_out: int, vs: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """``load_jpeg_image``'s per-row (near, far) source rows for a vertical factor ``vs``."""
-    near = np.empty(rows_out, dtype=np.intp)
-    far = np.empty(rows_out, dtype=np.intp)
-    ystep, ypos, line0, line1 = vs >> 1, 0, 0, 0
-    for j in range(rows_out):
-        y_bot = ystep >= (vs >> 1)
-        near[j], far[j] = (line1, line0) if y_bot else (line0, line1)
-        ystep += 1
-        if ystep >= vs:
-            ystep, line0 = 0, line1
-            ypos += 1
-            if ypos < rows_lo:
-                line1 += 1
-    return near, far
+    """``load_jpeg_image``'s per-row (near, far) source rows for a vertical factor ``vs``.
+
+    The C loop keeps ``ystep`` (starting at ``vs >> 1``) and two row pointers: at every wrap of
+    ``ystep`` past ``vs``, ``line0`` takes ``line1`` and ``line1`` moves down while rows remain.
+    Output row ``j`` uses ``line1`` as the near row when ``ystep >= vs >> 1``, else ``line0``.
+    """
+    j = np.arange(rows_out, dtype=np.intp)
+    wraps, ystep = np.divmod(j + (vs >> 1), vs)
+    line1 = np.minimum(wraps, rows_lo - 1)
+    line0 = np.clip(wraps - 1, 0, rows_lo - 1)
+    bottom = ystep >= (vs >> 1)
+    return np.where(bottom, line1, line0), np.where(bottom, line0, line1)
 
 
 def _h2(rows: NDArray[np.int16]) -> NDArray[np.int16]:
@@ -271,12 +282,15 @@ _LUT_R, _LUT_B, _G_OFFSET, _CLAMP = _lookup_tables()
 def ycbcr_to_rgb(y: U8, cb: U8, cr: U8) -> U8:
     """``stbi__YCbCr_to_RGB_row`` for whole planes: ``(3, h, w)`` uint8 (table lookups)."""
     out = np.empty((3, *y.shape), dtype=np.uint8)
-    iy = y.astype(np.intp)
-    np.take(_LUT_R, (iy << 8) | cr, out=out[0])
-    np.take(_LUT_B, (iy << 8) | cb, out=out[2])
-    g = np.take(_G_OFFSET, (cb.astype(np.intp) << 8) | cr)
-    g += iy
-    np.take(_CLAMP, g, out=out[1])
+    step = max(1, _CHUNK_PIXELS // max(y.shape[1], 1))
+    for r in range(0, y.shape[0], step):
+        rows = slice(r, r + step)
+        iy = y[rows].astype(np.intp)
+        np.take(_LUT_R, (iy << 8) | cr[rows], out=out[0, rows])
+        np.take(_LUT_B, (iy << 8) | cb[rows], out=out[2, rows])
+        g = np.take(_G_OFFSET, (cb[rows].astype(np.intp) << 8) | cr[rows])
+        g += iy
+        np.take(_CLAMP, g, out=out[1, rows])
     return out
 
 
