@@ -22,7 +22,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkconv.apps.jpeg_header import JpegHeader, StbRefusal, is_jpeg, read_header
-from darkconv.apps.jpeg_pixels import blinn_8x8, idct_component, upsample, ycbcr_to_rgb
+from darkconv.apps.jpeg_pixels import (
+    CHUNK_PIXELS,
+    blinn_8x8,
+    idct_component,
+    row_walk,
+    upsample_rows,
+    ycbcr_to_rgb,
+)
 
 __all__ = ["JpegDecoderMissing", "StbRefusal", "decode_jpeg", "exact_jpeg_available", "is_jpeg"]
 
@@ -115,27 +122,39 @@ def decode_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> NDAr
     h_max = max(c.h for c in header.components)
     v_max = max(c.v for c in header.components)
     w, h = header.width, header.height
-    planes = []
+    sources = []
     for comp, coef in zip(header.components, coefs, strict=True):
-        table = np.asarray(comp.qtable, dtype=np.int64)
-        pixels = idct_component(coef, table)
+        pixels = idct_component(coef, np.asarray(comp.qtable, dtype=np.int64))
         comp_w = -(-w * comp.h // h_max)
         comp_h = -(-h * comp.v // v_max)
-        planes.append(upsample(pixels, comp_w, comp_h, h_max // comp.h, v_max // comp.v, w, h))
-    return _to_rgb(header, planes)
+        hs, vs = h_max // comp.h, v_max // comp.v
+        sources.append((pixels[:comp_h, :comp_w], hs, vs, *row_walk(comp_h, h, vs)))
+    # upsample and colour-convert in stripes of rows that stay in the CPU cache
+    out = np.empty((3, h, w), dtype=np.uint8)
+    step = max(1, CHUNK_PIXELS // w)
+    for r in range(0, h, step):
+        rows = slice(r, min(r + step, h))
+        stripe = [
+            upsample_rows(src, hs, vs, w, near[rows], far[rows])
+            for src, hs, vs, near, far in sources
+        ]
+        _to_rgb(header, stripe, out[:, rows])
+    return out
 
 
-def _to_rgb(header: JpegHeader, planes: list[NDArray[np.uint8]]) -> NDArray[np.uint8]:
-    """``load_jpeg_image``'s colour step for ``req_comp = 3``."""
+def _to_rgb(header: JpegHeader, planes: list[NDArray[np.uint8]], out: NDArray[np.uint8]) -> None:
+    """``load_jpeg_image``'s colour step for ``req_comp = 3``, into ``out`` ``(3, rows, w)``."""
     n = len(planes)
     if n == 1:  # gray: the value goes to R, G and B
-        gray: NDArray[np.uint8] = np.broadcast_to(planes[0], (3, *planes[0].shape)).copy()
-        return gray
-    if n == 3 and header.is_rgb:
-        return np.stack(planes)
-    if n == 4 and header.adobe_transform == 0:  # CMYK, Adobe-inverted: R = C*K/255
-        return np.stack([blinn_8x8(planes[i], planes[3]) for i in range(3)])
-    rgb = ycbcr_to_rgb(planes[0], planes[1], planes[2])
-    if n == 4 and header.adobe_transform == 2:  # YCCK
-        return np.stack([blinn_8x8(255 - rgb[i], planes[3]) for i in range(3)])
-    return rgb  # YCbCr; a fourth plane without an Adobe transform is ignored
+        out[:] = planes[0]
+    elif n == 3 and header.is_rgb:
+        out[:] = planes
+    elif n == 4 and header.adobe_transform == 0:  # CMYK, Adobe-inverted: R = C*K/255
+        for i in range(3):
+            out[i] = blinn_8x8(planes[i], planes[3])
+    else:
+        ycbcr_to_rgb(planes[0], planes[1], planes[2], out)
+        if n == 4 and header.adobe_transform == 2:  # YCCK
+            for i in range(3):
+                out[i] = blinn_8x8(255 - out[i], planes[3])
+        # YCbCr; a fourth plane without an Adobe transform is ignored

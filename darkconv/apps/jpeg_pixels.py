@@ -16,7 +16,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["blinn_8x8", "idct_component", "idct_exact", "upsample", "ycbcr_to_rgb"]
+__all__ = [
+    "blinn_8x8",
+    "idct_component",
+    "idct_exact",
+    "row_walk",
+    "upsample",
+    "upsample_rows",
+    "ycbcr_to_rgb",
+]
 
 U8 = NDArray[np.uint8]
 I16 = NDArray[np.int16]
@@ -105,8 +113,8 @@ _LIMIT = 16383  # no 16-bit lane can wrap while inputs and column-pass outputs s
 
 # Work on stripes of about this many blocks (or pixels) so the float64 temporaries stay in the
 # CPU cache: three times faster than whole planes on a 768x576 photo.
-_CHUNK_BLOCKS = 384
-_CHUNK_PIXELS = _CHUNK_BLOCKS * 64
+CHUNK_BLOCKS = 384
+CHUNK_PIXELS = CHUNK_BLOCKS * 64
 
 
 def idct_component(coef: I16, table: NDArray[np.int64]) -> U8:
@@ -129,7 +137,7 @@ def idct_component(coef: I16, table: NDArray[np.int64]) -> U8:
     cols[:, :, :8] = _AUG_COL[None, :, :8] * q.T[:, None, :]
     cols[:, :, 8] = _AUG_COL[None, :, 8]
     check = cmax * int(q.max()) > _LIMIT
-    step = max(1, _CHUNK_BLOCKS // max(bx, 1))
+    step = max(1, CHUNK_BLOCKS // max(bx, 1))
     plane = np.empty((by * 8, bx * 8), dtype=np.uint8)
     for r in range(0, by, step):
         stripe = coef[r : r + step]
@@ -171,7 +179,7 @@ def _idct_stripe(
         out[yy, :, xx, :] = idct_exact(blocks)  # (m, y, x)
 
 
-def _row_walk(rows_lo: int, rows_out: int, vs: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def row_walk(rows_lo: int, rows_out: int, vs: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """``load_jpeg_image``'s per-row (near, far) source rows for a vertical factor ``vs``.
 
     The C loop keeps ``ystep`` (starting at ``vs >> 1``) and two row pointers: at every wrap of
@@ -226,10 +234,16 @@ def upsample(plane: U8, comp_w: int, comp_h: int, hs: int, vs: int, w: int, h: i
     ``plane`` holds the component's pixels (at least ``comp_h x comp_w``); ``hs``/``vs`` are the
     integer expansion factors ``img_h_max / comp.h`` and ``img_v_max / comp.v``.
     """
-    src = plane[:comp_h, :comp_w]
+    near, far = row_walk(comp_h, h, vs)
+    return upsample_rows(plane[:comp_h, :comp_w], hs, vs, w, near, far)
+
+
+def upsample_rows(
+    src: U8, hs: int, vs: int, w: int, near: NDArray[np.intp], far: NDArray[np.intp]
+) -> U8:
+    """Output rows of :func:`upsample` whose (near, far) source rows :func:`row_walk` gave."""
     if hs == 1 and vs == 1:
-        return src[:h, :w]
-    near, far = _row_walk(comp_h, h, vs)
+        return src[near[0] : near[0] + len(near), :w]  # resample_row_1: consecutive rows
     if hs == 1 and vs == 2:
         out = src[near].astype(np.int16) * np.int16(3) + src[far] + np.int16(2)
         pixels: U8 = (out >> 2).astype(np.uint8)[:, :w]
@@ -279,16 +293,22 @@ def _lookup_tables() -> tuple[U8, U8, NDArray[np.intp], U8]:
 _LUT_R, _LUT_B, _G_OFFSET, _CLAMP = _lookup_tables()
 
 
-def ycbcr_to_rgb(y: U8, cb: U8, cr: U8) -> U8:
+def ycbcr_to_rgb(y: U8, cb: U8, cr: U8, out: U8 | None = None) -> U8:
     """``stbi__YCbCr_to_RGB_row`` for whole planes: ``(3, h, w)`` uint8 (table lookups)."""
-    out = np.empty((3, *y.shape), dtype=np.uint8)
-    step = max(1, _CHUNK_PIXELS // max(y.shape[1], 1))
+    if out is None:
+        out = np.empty((3, *y.shape), dtype=np.uint8)
+    step = max(1, CHUNK_PIXELS // max(y.shape[1], 1))
     for r in range(0, y.shape[0], step):
         rows = slice(r, r + step)
         iy = y[rows].astype(np.intp)
-        np.take(_LUT_R, (iy << 8) | cr[rows], out=out[0, rows])
-        np.take(_LUT_B, (iy << 8) | cb[rows], out=out[2, rows])
-        g = np.take(_G_OFFSET, (cb[rows].astype(np.intp) << 8) | cr[rows])
+        idx = iy << 8
+        np.take(_LUT_B, idx | cb[rows], out=out[2, rows])
+        idx |= cr[rows]
+        np.take(_LUT_R, idx, out=out[0, rows])
+        idx = cb[rows].astype(np.intp)
+        idx <<= 8
+        idx |= cr[rows]
+        g = np.take(_G_OFFSET, idx)
         g += iy
         np.take(_CLAMP, g, out=out[1, rows])
     return out
