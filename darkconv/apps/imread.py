@@ -110,7 +110,13 @@ def load_image(
     except OSError as err:
         raise ImageError(f"{p}: cannot load image: {err.strerror or err}") from None
     if decoder == "stb":
-        from darkconv.apps.jpeg import JpegDecoderMissing, StbRefusal, decode_jpeg, is_jpeg
+        from darkconv.apps.jpeg import (
+            JpegDataError,
+            JpegDecoderMissing,
+            StbRefusal,
+            decode_jpeg,
+            is_jpeg,
+        )
 
         if is_jpeg(data):
             try:
@@ -119,6 +125,8 @@ def load_image(
                 note = (
                     f"{p}: stb_image (Darknet) cannot read this JPEG ({why}); decoded with Pillow"
                 )
+            except JpegDataError as why:
+                note = f"{p}: {why}; decoded with Pillow"
             except JpegDecoderMissing as why:
                 note = f"{p}: decoded with Pillow, a few levels off Darknet's stb_image ({why})"
             warnings.warn(note, DecoderNote, stacklevel=2)

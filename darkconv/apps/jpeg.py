@@ -31,7 +31,14 @@ from darkconv.apps.jpeg_pixels import (
     ycbcr_to_rgb,
 )
 
-__all__ = ["JpegDecoderMissing", "StbRefusal", "decode_jpeg", "exact_jpeg_available", "is_jpeg"]
+__all__ = [
+    "JpegDataError",
+    "JpegDecoderMissing",
+    "StbRefusal",
+    "decode_jpeg",
+    "exact_jpeg_available",
+    "is_jpeg",
+]
 
 INSTALL_HINT = "pip install 'darkconv[jpeg]'"
 # the libjpeg build used for entropy decoding (lossless: every build gives the same coefficients)
@@ -40,6 +47,10 @@ _LIBJPEG = "turbo210"
 
 class JpegDecoderMissing(ImportError):
     """The ``jpeglib`` package (``darkconv[jpeg]`` extra) is not installed."""
+
+
+class JpegDataError(Exception):
+    """libjpeg could not read the entropy-coded data (corrupt or unsupported)."""
 
 
 def exact_jpeg_available() -> bool:
@@ -98,9 +109,13 @@ def _coefficients(path: str, header: JpegHeader) -> list[NDArray[np.int16]]:
             ptrs[1] = ptrs[2] = None
         qt = (ctypes.c_ushort * (64 * 4))()
         tbl = (ctypes.c_short * 4)()
-        if read(ctypes.c_char_p(os.fsencode(path)), *ptrs, qt, tbl) != 0:
-            return [b[:-1] for b in bufs]
-    im = jpeglib.read_dct(path)
+        if read(ctypes.c_char_p(os.fsencode(path)), *ptrs, qt, tbl) == 0:
+            raise JpegDataError("libjpeg cannot read its DCT coefficients")
+        return [b[:-1] for b in bufs]
+    try:
+        im = jpeglib.read_dct(path)
+    except OSError as err:
+        raise JpegDataError(f"libjpeg cannot read its DCT coefficients ({err})") from None
     planes = [im.Y, im.Cb, im.Cr, im.K][: len(header.components)]
     return [
         np.asarray(p, dtype=np.int16)[:by, :bx] for p, (by, bx) in zip(planes, dims, strict=True)
@@ -110,8 +125,8 @@ def _coefficients(path: str, header: JpegHeader) -> list[NDArray[np.int16]]:
 def decode_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> NDArray[np.uint8]:
     """``stbi_load(path, .., 3)`` for a JPEG: ``(3, h, w)`` uint8 RGB planes, bit-exact.
 
-    Raises :class:`StbRefusal` for files stb_image refuses and :class:`JpegDecoderMissing`
-    without the ``jpeg`` extra.
+    Raises :class:`StbRefusal` for files stb_image refuses, :class:`JpegDataError` when libjpeg
+    cannot read the coefficients and :class:`JpegDecoderMissing` without the ``jpeg`` extra.
     """
     p = os.fspath(path)
     if data is None:

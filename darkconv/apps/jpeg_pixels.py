@@ -128,15 +128,20 @@ def idct_component(coef: I16, table: NDArray[np.int64]) -> U8:
     """
     by, bx = coef.shape[:2]
     q = table.reshape(8, 8).astype(np.int64)
-    cmax = max(-int(coef.min(initial=0)), int(coef.max(initial=0)))
-    if cmax * int(q.max()) > 32767:
+    flat = coef.reshape(-1, 64)
+    peak = np.maximum(-flat.min(axis=0, initial=0).astype(np.int64), flat.max(axis=0, initial=0))
+    deq = peak.reshape(8, 8) * q  # largest |dequantised value| per (u, v)
+    if deq.max() > 32767:
         coef = (coef.astype(np.int64) * q).astype(np.int16)
         q = np.ones((8, 8), dtype=np.int64)
+        deq = np.full((8, 8), 32768, dtype=np.int64)
     # per v: [y, u] = M[y, u] * q[u, v] / 1024, plus the bias column
     cols = np.empty((8, 8, 9), dtype=np.float64)
     cols[:, :, :8] = _AUG_COL[None, :, :8] * q.T[:, None, :]
     cols[:, :, 8] = _AUG_COL[None, :, 8]
-    check = cmax * int(q.max()) > _LIMIT
+    # no block can leave the 16-bit-safe range when the largest inputs cannot: skip the checks
+    col_peak = (np.abs(_MATRIX) @ deq).max() / 1024 + 1
+    check = bool(deq.max() > _LIMIT or col_peak > _LIMIT)
     step = max(1, CHUNK_BLOCKS // max(bx, 1))
     plane = np.empty((by * 8, bx * 8), dtype=np.uint8)
     for r in range(0, by, step):
@@ -151,7 +156,7 @@ def _idct_stripe(
 ) -> None:
     """:func:`idct_component` on a stripe of block rows, into ``out`` ``(sy, 8, bx, 8)``.
 
-    ``check``: some dequantised input may exceed the 16-bit-safe range.
+    ``check``: some block may leave the 16-bit-safe range; find those and redo them exactly.
     """
     sy, bx = coef.shape[:2]
     n = sy * bx
@@ -163,12 +168,11 @@ def _idct_stripe(
     np.floor(t[:8], out=t[:8])
     t[8] = 1.0  # the bias row of _AUG_ROW
     bad = None
-    if check or t[:8].min(initial=0) < -_LIMIT - 1 or t[:8].max(initial=0) > _LIMIT:
+    if check:
         tr = t[:8]
         within = ((tr >= -_LIMIT - 1) & (tr <= _LIMIT)).all(axis=(0, 1))
-        if check:
-            deq = np.abs(x[:, :8, :] * q.T[:, :, None])  # (v, u, n)
-            within &= (deq <= _LIMIT).all(axis=(0, 1))
+        deq = np.abs(x[:, :8, :] * q.T[:, :, None])  # (v, u, n)
+        within &= (deq <= _LIMIT).all(axis=(0, 1))
         bad = np.flatnonzero(~within)
     res = _AUG_ROW @ t.reshape(9, 8 * n)  # (x, y, n)
     np.clip(res, 0, 255.5, out=res)  # packs + packus; truncation is floor from here on
