@@ -192,3 +192,32 @@ def test_cli_has_decoder_option() -> None:
     for command in ("detect", "predict"):
         result = CliRunner().invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "--decoder [stb|pillow]" in result.output
+
+
+def _blinn(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    t = x.astype(np.int64) * y + 128  # stbi__blinn_8x8
+    return (t + (t >> 8)) >> 8
+
+
+@needs_jpeglib
+@pytest.mark.parametrize("kind", ["cmyk", "rgb"])
+def test_adobe_cmyk_and_rgb_jpegs(tmp_path: Path, kind: str) -> None:
+    """stb_image v2.19 reads these too (no fallback): Adobe CMYK as R = blinn(C, K) on the stored
+    (inverted) planes, 'R','G','B' components without a colour transform.  No Darknet dump
+    exists for them, so the reference is Pillow's planes through the same formula: equal up to
+    the 1-level IDCT rounding difference between libjpeg and stb_image."""
+    with Image.open(FIXTURES / "data" / "dog_96x70.jpg") as im:
+        rgb = im.convert("RGB")
+    path = tmp_path / f"{kind}.jpg"
+    if kind == "cmyk":
+        rgb.convert("CMYK").save(path, quality=95)
+        with Image.open(path) as im:
+            stored = 255 - np.asarray(im).astype(np.int64)  # Pillow un-inverts Adobe CMYK
+        ref = _blinn(stored[..., :3], stored[..., 3:]).transpose(2, 0, 1)
+    else:
+        rgb.save(path, quality=95, keep_rgb=True)
+        ref = _pillow(path).astype(np.int64)
+    header = read_header(path.read_bytes())
+    assert header.adobe_transform == 0 and header.is_rgb == (kind == "rgb")
+    got = _exact(path).astype(np.int64)
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1
