@@ -104,9 +104,7 @@ def _coefficients(path: str, header: JpegHeader) -> list[NDArray[np.int16]]:
         # a spare block row at the end of each buffer: libjpeg writes what it sized itself
         bufs = [np.empty((by + 1, bx, 8, 8), dtype=np.int16) for by, bx in dims]
         ptrs: list[Any] = [b.ctypes.data_as(ctypes.POINTER(ctypes.c_short)) for b in bufs]
-        ptrs += [None] * (4 - len(ptrs))
-        if len(bufs) == 1:
-            ptrs[1] = ptrs[2] = None
+        ptrs += [None] * (4 - len(ptrs))  # Y, Cb, Cr, K; NULL skips a component
         qt = (ctypes.c_ushort * (64 * 4))()
         tbl = (ctypes.c_short * 4)()
         if read(ctypes.c_char_p(os.fsencode(path)), *ptrs, qt, tbl) == 0:

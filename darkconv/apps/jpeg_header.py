@@ -212,7 +212,7 @@ def _scan(r: _Reader, ids: list[int], progressive: bool) -> list[int]:
 
 
 def read_header(data: bytes) -> JpegHeader:
-    """Walk the markers as ``stbi__decode_jpeg_image`` does; raise :class:`StbRefusal` on refusal."""
+    """Walk the markers as ``stbi__decode_jpeg_image`` does; :class:`StbRefusal` if it refuses."""
     r = _Reader(data)
     if r.marker() != _SOI:
         raise StbRefusal("no SOI")

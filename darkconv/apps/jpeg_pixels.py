@@ -2,8 +2,9 @@
 
 From dequantised DCT blocks to RGB bytes, bit for bit as Darknet's ``load_image_stb`` gets them:
 
-* ``idct_planes``: ``stbi__idct_simd``, the SSE2 integer IDCT (a ``jidctint``-style 1-D pass over
-  columns, a transpose, the same pass over rows; 12-bit fixed-point constants, 16-bit lanes);
+* ``idct_component``: ``stbi__idct_simd``, the SSE2 integer IDCT (a ``jidctint``-style 1-D pass
+  over columns, a transpose, the same pass over rows; 12-bit fixed-point constants, 16-bit
+  lanes), after the dequantisation truncated to 16 bits;
 * ``upsample``: the chroma filters ``load_jpeg_image`` picks per component (``resample_row_1``,
   ``stbi__resample_row_v_2`` / ``_h_2`` / ``_hv_2``, nearest-neighbour ``_generic``) with its
   ``ystep``/``line0``/``line1`` row walk;
@@ -319,6 +320,6 @@ def ycbcr_to_rgb(y: U8, cb: U8, cr: U8, out: U8 | None = None) -> U8:
 
 
 def blinn_8x8(x: U8, y: U8) -> U8:
-    """``stbi__blinn_8x8``: ``x*y/255`` rounded, as ``(t + (t >> 8)) >> 8`` with ``t = x*y + 128``."""
+    """``stbi__blinn_8x8``: ``x*y/255`` rounded, ``(t + (t >> 8)) >> 8`` with ``t = x*y + 128``."""
     t = x.astype(np.int32) * y + 128
     return ((t + (t >> 8)) >> 8).astype(np.uint8)
