@@ -3,8 +3,8 @@
     OMP_NUM_THREADS=1 python scripts/bench_jpeg.py fixtures/data/dog.jpg [more.jpg ...] [-n 31]
 
 Per file, three decoders run back to back in every round (so machine load hits them alike):
-``load_image(path, "stb")`` (exact), ``load_image(path, "pillow")`` (same ``(3, h, w)`` uint8
-planes from Pillow) and bare Pillow (``np.asarray(Image.open(path).convert("RGB"))``, HWC, no
+``load_image(path, decoder="stb")`` (exact), ``load_image(path, decoder="pillow")`` (the same
+``(3, h, w)`` uint8 planes from Pillow) and bare Pillow (``np.asarray(Image.open(path).convert("RGB"))``, HWC, no
 planar copy).  Prints median wall and CPU milliseconds and the exact decoder's ratios to both.
 """
 
@@ -35,8 +35,8 @@ def main() -> None:
     for path in args.files:
         shape = load_image(path).shape
         runs: dict[str, Callable[[str], object]] = {
-            "stb": lambda p: load_image(p, "stb"),
-            "pillow": lambda p: load_image(p, "pillow"),
+            "stb": lambda p: load_image(p, decoder="stb"),
+            "pillow": lambda p: load_image(p, decoder="pillow"),
             "bare": _bare_pillow,
         }
         wall: dict[str, list[float]] = {k: [] for k in runs}

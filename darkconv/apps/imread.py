@@ -24,12 +24,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkconv.apps.image import check_image_size
+from darkconv.apps.jpeg_header import StbRefusal, is_jpeg, read_header
 from darkconv.errors import ImageError
 from darkconv.parse.budget import MAX_IMAGE_PIXELS
 
 __all__ = ["DECODERS", "DecoderNote", "load_image", "pil_to_rgb"]
 
 DECODERS = ("stb", "pillow")
+_SNIFF = 1 << 16  # bytes read to tell a JPEG (stb_image's test: 0xFF fill bytes, then SOI)
 
 
 class DecoderNote(UserWarning):
@@ -102,32 +104,27 @@ def load_image(
     p = os.fspath(path)
     try:
         with open(p, "rb") as f:
-            data = f.read()
+            head = f.read(_SNIFF)
+            jpeg = decoder == "stb" and is_jpeg(head)
+            data = head + f.read() if jpeg else b""  # the rest only for the exact decoder
     except FileNotFoundError:
         raise ImageError(f"{p}: cannot load image: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{p}: cannot load image: is a directory") from None
     except OSError as err:
         raise ImageError(f"{p}: cannot load image: {err.strerror or err}") from None
-    if decoder == "stb":
-        from darkconv.apps.jpeg import (
-            JpegDataError,
-            JpegDecoderMissing,
-            StbRefusal,
-            decode_jpeg,
-            is_jpeg,
-        )
+    if jpeg:
+        from darkconv.apps.jpeg import JpegDataError, JpegDecoderMissing, decode_jpeg
 
-        if is_jpeg(data):
-            try:
-                return decode_jpeg(p, data)
-            except StbRefusal as why:
-                note = (
-                    f"{p}: stb_image (Darknet) cannot read this JPEG ({why}); decoded with Pillow"
-                )
-            except JpegDataError as why:
-                note = f"{p}: {why}; decoded with Pillow"
-            except JpegDecoderMissing as why:
-                note = f"{p}: decoded with Pillow, a few levels off Darknet's stb_image ({why})"
-            warnings.warn(note, DecoderNote, stacklevel=2)
+        try:
+            header = read_header(data)
+            check_image_size(p, header.width, header.height, max_pixels)
+            return decode_jpeg(p, data, header)
+        except StbRefusal as why:
+            note = f"{p}: stb_image (Darknet) cannot read this JPEG ({why}); decoded with Pillow"
+        except JpegDataError as why:
+            note = f"{p}: {why}; decoded with Pillow"
+        except JpegDecoderMissing as why:
+            note = f"{p}: decoded with Pillow, a few levels off Darknet's stb_image ({why})"
+        warnings.warn(note, DecoderNote, stacklevel=2)
     return _pillow(p, max_pixels)

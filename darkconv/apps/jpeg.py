@@ -120,9 +120,12 @@ def _coefficients(path: str, header: JpegHeader) -> list[NDArray[np.int16]]:
     ]
 
 
-def decode_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> NDArray[np.uint8]:
+def decode_jpeg(
+    path: str | os.PathLike[str], data: bytes | None = None, header: JpegHeader | None = None
+) -> NDArray[np.uint8]:
     """``stbi_load(path, .., 3)`` for a JPEG: ``(3, h, w)`` uint8 RGB planes, bit-exact.
 
+    ``data`` (the file's bytes) and ``header`` (:func:`read_header` of them) save reading again.
     Raises :class:`StbRefusal` for files stb_image refuses, :class:`JpegDataError` when libjpeg
     cannot read the coefficients and :class:`JpegDecoderMissing` without the ``jpeg`` extra.
     """
@@ -130,7 +133,8 @@ def decode_jpeg(path: str | os.PathLike[str], data: bytes | None = None) -> NDAr
     if data is None:
         with open(p, "rb") as f:
             data = f.read()
-    header = read_header(data)
+    if header is None:
+        header = read_header(data)
     coefs = _coefficients(p, header)
     h_max = max(c.h for c in header.components)
     v_max = max(c.v for c in header.components)

@@ -221,3 +221,17 @@ def test_adobe_cmyk_and_rgb_jpegs(tmp_path: Path, kind: str) -> None:
     assert header.adobe_transform == 0 and header.is_rgb == (kind == "rgb")
     got = _exact(path).astype(np.int64)
     assert got.shape == ref.shape and np.abs(got - ref).max() <= 1
+
+
+@needs_jpeglib
+def test_pixel_bound_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact decoder checks the frame size against ``max_pixels`` before reading a
+    coefficient, like the Pillow path (a decompression bomb costs nothing)."""
+    from darkconv.errors import ImageError
+
+    def never(*_: object) -> None:
+        raise AssertionError("decoded past the pixel bound")
+
+    monkeypatch.setattr("darkconv.apps.jpeg._coefficients", never)
+    with pytest.raises(ImageError, match="over the limit of 100"):
+        load_image(SMALL, max_pixels=100)
