@@ -5,7 +5,8 @@
 Per file, three decoders run back to back in every round (so machine load hits them alike):
 ``load_image(path, decoder="stb")`` (exact), ``load_image(path, decoder="pillow")`` (the same
 ``(3, h, w)`` uint8 planes from Pillow) and bare Pillow
-(``np.asarray(Image.open(path).convert("RGB"))``, HWC, no planar copy).  Prints median wall and CPU milliseconds and the exact decoder's ratios to both.
+(``np.asarray(Image.open(path).convert("RGB"))``, HWC, no planar copy).  Prints median wall
+and CPU milliseconds and the exact decoder's ratios to both.
 """
 
 from __future__ import annotations
