@@ -36,6 +36,7 @@ _LAZY = {
     "load_state_dict": "darkconv.weights.io",
     "predict": "darkconv.apps.api",
     "detect": "darkconv.apps.api",
+    "load_image": "darkconv.apps.imread",
 }
 
 __all__ = [

@@ -18,6 +18,8 @@ __all__ = [
     "UnsupportedError",
     "WeightsError",
     "ImageError",
+    "ResourceError",
+    "is_out_of_memory",
 ]
 
 
@@ -88,3 +90,19 @@ class WeightsError(DarkconvError):
 
 class ImageError(DarkconvError):
     """An image that cannot be read."""
+
+
+class ResourceError(DarkconvError):
+    """An input whose cost (parameters, activations, decoded pixels) exceeds what this machine
+    or process can give, refused before it is allocated, or an allocation that failed anyway."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocator's failure: ``MemoryError``, or the error torch raises for a failed CPU/CUDA
+    allocation (``DefaultCPUAllocator: can't allocate memory``, ``CUDA out of memory``)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )

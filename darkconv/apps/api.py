@@ -16,7 +16,7 @@ import numpy as np
 from darkconv.apps.classifier import Prediction, top_predictions
 from darkconv.apps.dialects import network_dialect
 from darkconv.apps.draw import DetectResult
-from darkconv.apps.image import FloatImage, ImageLike, as_image
+from darkconv.apps.image import MAX_IMAGE_PIXELS, FloatImage, ImageLike, as_image
 from darkconv.apps.preprocess import classifier_input, detector_input
 from darkconv.apps.steps import (
     DetectorSetup,
@@ -25,6 +25,7 @@ from darkconv.apps.steps import (
     net_letter_box,
 )
 from darkconv.errors import ImageError, UnsupportedError
+from darkconv.parse.budget import activation_cost, check_fits
 
 __all__ = [
     "DetectorSetup",
@@ -52,15 +53,21 @@ def network_input(
     dialect: str | None = None,
     letter_box: bool = False,
     app: str = "detector",
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> tuple[FloatImage, FloatImage]:
     """``load_image_color`` + the dialect's input of ``app`` ("detector" | "classifier"):
     (decoded image, network input).  ``letter_box`` (or ``[net] letter_box=1``) makes the
-    detector letterbox."""
+    detector letterbox.
+
+    Refuses (:class:`~darkconv.errors.ResourceError`) a network whose forward pass or an image
+    whose decoded pixels would not fit in memory, before allocating them."""
     c, h, w = network.input
     if c != 3:
         raise ImageError(f"the network takes {c} channels; Darknet's images have 3")
     d = network_dialect(network, dialect)
-    im = as_image(image)
+    # The forward pass at batch 1; letterboxing holds about two more input-sized buffers.
+    check_fits(activation_cost(network, 1), margin=2.0)
+    im = as_image(image, max_pixels=max_pixels)
     if app == "classifier":
         return im, classifier_input(im, w, h, d)
     return im, detector_input(im, w, h, d, letter_box or net_letter_box(network))
@@ -110,6 +117,7 @@ def predict(
     top: int = 1,
     names: Sequence[str] | None = None,
     dialect: str | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> list[Prediction]:
     """``darknet classifier predict``: the ``top`` classes of the network output.
 
@@ -117,6 +125,7 @@ def predict(
     ``top`` is 1 (``-t``, then the ``.data`` file's ``top=``).  Without ``names`` each class
     is named by its index.  ``dialect`` (default: the network's) picks the input
     (pjreddie: letterbox; AlexeyAB: ``resize_min`` + centre crop) and ``Prediction.line``.
+    An image file of more than ``max_pixels`` pixels is refused.
     """
     network = model_network(model)
     d = network_dialect(network, dialect)
@@ -125,7 +134,7 @@ def predict(
         raise UnsupportedError(
             f"layer {out.index}: a softmax tree needs hierarchy_predictions, not supported"
         )
-    _, x = network_input(image, network, d.name, app="classifier")
+    _, x = network_input(image, network, d.name, app="classifier", max_pixels=max_pixels)
     values = forward_layers(model, x, [network.output_index])[network.output_index]
     return top_predictions(values, top, names, d.predict_line)
 
@@ -140,6 +149,7 @@ def detect(
     dialect: str | None = None,
     letter_box: bool = False,
     ext_output: bool = False,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> DetectResult:
     """``darknet detector test``: boxes, printed lines and drawn corners for one image.
 
@@ -148,11 +158,14 @@ def detect(
     ``letter_box`` or ``[net] letter_box=1``), decodes ``new_coords`` / Gaussian_yolo, runs the last
     head's ``nms_kind`` and prints ``draw_detections_v3``' lines (``ext_output``: with the box).
     ``thresh`` defaults to the dialect's (.5 / .25).  ``hier`` (``hier_thresh``) only matters for
-    ``tree=`` regions, which are not supported.  ``nms=0`` skips NMS as Darknet does.
+    ``tree=`` regions, which are not supported.  ``nms=0`` skips NMS as Darknet does.  An image
+    file of more than ``max_pixels`` pixels is refused.
     """
     network = model_network(model)
     setup = detector_setup(network, dialect, letter_box)
-    im, x = network_input(image, network, setup.dialect.name, setup.letter_box)
+    im, x = network_input(
+        image, network, setup.dialect.name, setup.letter_box, max_pixels=max_pixels
+    )
     outputs = forward_layers(model, x, [h.index for h in setup.heads])
     _, net_h, net_w = network.input
     im_h, im_w = im.shape[1], im.shape[2]

@@ -5,9 +5,8 @@ Images are float32 arrays in Darknet's layout: ``(channels, height, width)`` wit
 float32 operations, which round after every operation just as the C code does), so the
 results are bit-identical to Darknet's ``resize_image`` / ``letterbox_image``.
 
-Decoding uses Pillow.  Darknet's default build decodes with the bundled stb_image; for PNG the
-pixels are identical, for JPEG libjpeg(-turbo) and stb_image differ by up to 3/255 on a few
-percent of the values (see the README).
+Decoding: :mod:`darkconv.apps.imread` (JPEGs exactly as Darknet's bundled stb_image, other
+formats with Pillow, which gives the same bytes for them).
 """
 
 from __future__ import annotations
@@ -19,19 +18,23 @@ from typing import Union
 import numpy as np
 from numpy.typing import NDArray
 
-from darkconv.errors import ImageError
+from darkconv.errors import ImageError, ResourceError
+from darkconv.parse.budget import MAX_IMAGE_PIXELS, Cost, check_fits
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
     "FloatImage",
     "ImageLike",
     "Letterbox",
     "as_image",
+    "check_image_size",
     "embed_image",
     "image_from_pil",
     "letterbox_geometry",
     "letterbox_image",
     "load_image",
     "resize_image",
+    "to_float",
     "to_uint8_hwc",
 ]
 
@@ -48,46 +51,44 @@ def image_from_pil(pil: object) -> FloatImage:
     dropped (not composited), EXIF orientation is ignored, and 16-bit samples keep their high
     byte (stb_image's 16 -> 8 bit conversion).  Each byte becomes ``(float)byte/255.``.
     """
-    from PIL import Image
+    from darkconv.apps.imread import pil_to_rgb
 
-    if not isinstance(pil, Image.Image):
-        raise ImageError(f"not a Pillow image: {type(pil).__name__}")
-    mode = pil.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit gray: stb_image keeps the high byte of each sample
-        arr16 = np.asarray(pil).astype(np.int64)
-        gray = np.clip(arr16 >> 8, 0, 255).astype(np.uint8)
-        hwc = np.repeat(gray[:, :, None], 3, axis=2)
-    else:
-        if mode != "RGB":
-            # "L"/"LA"/"P"/"RGBA"/"1"/...: Pillow's RGB conversion replicates gray and drops alpha
-            pil = pil.convert("RGB")
-        hwc = np.asarray(pil, dtype=np.uint8)
-    # load_image_stb: data[..] = (float)byte/255. -> the division is done in double
-    chw = np.ascontiguousarray(hwc.transpose(2, 0, 1))
+    return to_float(pil_to_rgb(pil))
+
+
+def to_float(chw: NDArray[np.uint8]) -> FloatImage:
+    """``load_image_stb``: ``data[..] = (float)byte/255.``, the division done in double."""
     return (chw.astype(np.float64) / 255.0).astype(np.float32)
 
 
-def load_image(path: str | os.PathLike[str]) -> FloatImage:
-    """Load an image file like Darknet's ``load_image_color(path, 0, 0)``: ``(3, h, w)`` float32."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = os.fspath(path)
+def check_image_size(path: str, w: int, h: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse, before decoding, an image larger than ``max_pixels`` or than the memory its
+    decode needs: about 13 bytes a pixel (the bytes, float64 while dividing by 255, float32)."""
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+            "(a decompression bomb?); raise it with --max-image-pixels / max_pixels="
+        )
     try:
-        with Image.open(p) as pil:
-            pil.load()
-            return image_from_pil(pil)
-    except FileNotFoundError:
-        raise ImageError(f"{p}: cannot load image: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{p}: cannot load image: is a directory") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{p}: cannot load image: unknown or corrupt image format") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ImageError(f"{p}: cannot load image: {err}") from None
+        check_fits(Cost(w * h * 13, f"{path}: decoding {w}x{h} pixels"), quiet_below=0)
+    except ResourceError as exc:
+        raise ImageError(exc.message) from None
 
 
-def as_image(image: ImageLike) -> FloatImage:
+def load_image(
+    path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS, decoder: str = "stb"
+) -> FloatImage:
+    """Load an image file like Darknet's ``load_image_color(path, 0, 0)``: ``(3, h, w)`` float32.
+
+    The size in the file's header is checked before any pixel is decoded (:func:`check_image_size`).
+    ``decoder="stb"`` decodes JPEGs exactly as Darknet's stb_image, ``"pillow"`` uses Pillow for
+    every format (see :func:`darkconv.apps.imread.load_image`)."""
+    from darkconv.apps.imread import load_image as load_bytes
+
+    return to_float(load_bytes(path, max_pixels=max_pixels, decoder=decoder))
+
+
+def as_image(image: ImageLike, max_pixels: int = MAX_IMAGE_PIXELS) -> FloatImage:
     """Accept a path or an array; arrays are CHW float in [0, 1] (or HWC uint8, as Pillow gives).
 
     * a path is decoded with :func:`load_image`;
@@ -95,7 +96,7 @@ def as_image(image: ImageLike) -> FloatImage:
     * a float array of shape ``(3, h, w)`` or ``(1, 3, h, w)`` is taken as Darknet's image as is.
     """
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
+        return load_image(image, max_pixels)
     arr = np.asarray(image)
     if arr.dtype == np.uint8:
         if arr.ndim == 2:

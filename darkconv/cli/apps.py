@@ -12,7 +12,7 @@ import click
 
 from darkconv.apps.dialects import APP_DIALECTS
 from darkconv.apps.labels import read_data_file, read_names
-from darkconv.cli.options import device_option
+from darkconv.cli.options import decoder_option, device_option, max_pixels_option
 from darkconv.errors import DarkconvError, ImageError
 
 __all__ = ["detect_command", "predict_command"]
@@ -70,6 +70,8 @@ def _dialect_option() -> Callable[[Any], Any]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 @_dialect_option()
+@max_pixels_option()
+@decoder_option()
 @device_option()
 def predict_command(
     cfg: str,
@@ -79,6 +81,8 @@ def predict_command(
     data: str | None,
     top: int | None,
     as_json: bool,
+    max_image_pixels: int,
+    decoder: str,
     dialect: str | None,
     device: str,
 ) -> None:
@@ -92,7 +96,7 @@ def predict_command(
 
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
-    im = load_image(image)
+    im = load_image(image, max_image_pixels, decoder)
     model = _load(cfg, weights, device, dialect)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
@@ -130,6 +134,8 @@ def predict_command(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
 @_dialect_option()
+@max_pixels_option()
+@decoder_option()
 @device_option()
 def detect_command(
     cfg: str,
@@ -144,6 +150,8 @@ def detect_command(
     letter_box: bool,
     output: str | None,
     as_json: bool,
+    max_image_pixels: int,
+    decoder: str,
     dialect: str | None,
     device: str,
 ) -> None:
@@ -155,7 +163,7 @@ def detect_command(
     labels, _ = _labels(names, data, "data/names.list")
     if ext_output and dialect == "pjreddie":
         raise click.UsageError("--ext-output is AlexeyAB's option (pjreddie's darknet has none)")
-    im = load_image(image)
+    im = load_image(image, max_image_pixels, decoder)
     if output:
         from darkconv.weights.atomic import check_output_path
 

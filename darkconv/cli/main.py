@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import NoReturn
 
 import click
 
@@ -20,7 +21,7 @@ from darkconv.cli.bench import bench as bench_command
 from darkconv.cli.build import build as build_command
 from darkconv.cli.run import run_command, verify_command
 from darkconv.cli.weights import weights as weights_command
-from darkconv.errors import DarkconvError
+from darkconv.errors import DarkconvError, ResourceError, is_out_of_memory
 
 __all__ = ["main", "cli"]
 
@@ -62,19 +63,29 @@ def _run(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            _internal(exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        click.echo(f"error: out of memory: {first}", err=True)
+        sys.exit(ResourceError.exit_code)
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug in darkconv: say so in one line unless debugging
-        if os.environ.get("DARKCONV_DEBUG"):
-            raise
-        click.echo(
-            f"internal error: {type(exc).__name__}: {exc} (set DARKCONV_DEBUG=1 for a traceback)",
-            err=True,
-        )
-        sys.exit(70)
+        _internal(exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _internal(exc: Exception) -> NoReturn:
+    if os.environ.get("DARKCONV_DEBUG"):
+        raise exc
+    click.echo(
+        f"internal error: {type(exc).__name__}: {exc} (set DARKCONV_DEBUG=1 for a traceback)",
+        err=True,
+    )
+    sys.exit(70)
 
 
 for _command in (

@@ -27,8 +27,10 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
     """A float32 NCHW ``.npy`` (or one CHW image / a flat ``(N, inputs)``) sized for the net."""
     import numpy as np
 
+    from darkconv.parse.budget import Cost, check_fits, outputs_cost
+
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: no pixels yet
     except (OSError, ValueError) as exc:
         raise DarkconvError(f"{path}: cannot read a .npy array: {exc}") from None
     if arr.dtype.kind not in "fiu":
@@ -41,6 +43,8 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
         raise DarkconvError(
             f"{path}: input shape {arr.shape} does not fit the network input (N, {', '.join(map(str, want))})"
         )
+    check_fits(Cost(arr.size * 4, f"{path}: {arr.shape} input"))
+    check_fits(outputs_cost(model.network, arr.shape[0]))
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 

@@ -20,8 +20,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from darkconv.errors import DarkconvError, GraphError, UnsupportedError
+from darkconv.errors import (
+    DarkconvError,
+    GraphError,
+    ResourceError,
+    UnsupportedError,
+    is_out_of_memory,
+)
 from darkconv.nn import heads, modules, recurrent, spatial
+from darkconv.parse.budget import check_fits, human_bytes, human_count, parameter_cost
 from darkconv.parse.graph import Layer, Network, load_network
 
 __all__ = ["FACTORIES", "HEAD_TYPES", "DarknetModel", "build", "load", "pick_device"]
@@ -345,6 +352,7 @@ def build(
     )
     ctx = Ctx(network, bn_mode)
     dev = pick_device(device) if device is not None else torch.device("cpu")
+    check_parameters_fit(network, dev)
     built = []
     with dev:  # parameters are created on the target device ("meta" allocates nothing)
         for la in network.layers:
@@ -353,9 +361,32 @@ def build(
                 raise UnsupportedError(
                     f"layer {la.index}: [{la.type}] has no torch implementation", la.span
                 )
-            built.append(factory(la, ctx))
+            try:
+                built.append(factory(la, ctx))
+            except (MemoryError, RuntimeError) as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                raise ResourceError(
+                    f"layer {la.index} ({la.type}): out of memory allocating "
+                    f"{human_count(la.params)} parameters on {dev}"
+                ) from None
         model = DarknetModel(network, built)
     return model.eval()
+
+
+def check_parameters_fit(network: Network, dev: torch.device) -> None:
+    """Refuse a network whose parameters cannot fit on ``dev``, before allocating any."""
+    if dev.type == "meta":
+        return
+    cost = parameter_cost(network)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        if cost.nbytes > free:
+            raise ResourceError(
+                f"{cost.what}: needs {human_bytes(cost.nbytes)}; {dev} has {human_bytes(free)} free"
+            )
+        return
+    check_fits(cost)
 
 
 def load(
