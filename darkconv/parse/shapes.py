@@ -47,6 +47,7 @@ class Info:
     records: tuple[Record, ...] = ()
     bflops: float = 0.0
     sources: tuple[int, ...] | None = None  # None: the previous layer
+    extra: tuple[tuple[str, Any], ...] = ()  # derived values added to the layer's options
 
 
 @dataclass(frozen=True)
