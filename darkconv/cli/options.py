@@ -9,7 +9,7 @@ import click
 
 from darkconv.parse.budget import MAX_IMAGE_PIXELS
 
-__all__ = ["DEVICES", "device_option", "max_pixels_option"]
+__all__ = ["DEVICES", "DIALECTS", "device_option", "dialect_option", "max_pixels_option"]
 
 #: ``auto``: CUDA when torch sees a GPU, else the CPU (:func:`darkconv.builder.pick_device`).
 DEVICES = ("cpu", "cuda", "auto")
@@ -34,4 +34,22 @@ def max_pixels_option() -> Callable[[Any], Any]:
         default=MAX_IMAGE_PIXELS,
         show_default=True,
         help="Refuse images with more pixels than this (checked before decoding).",
+    )
+
+
+#: The Darknets a cfg can be read as (``darkconv.parse.registry.DIALECTS``; kept literal here so
+#: that the CLI's import costs only click).  ``auto``: detect from the cfg.
+DIALECTS = ("auto", "pjreddie", "alexeyab")
+
+
+def dialect_option(help: str | None = None) -> Callable[[Any], Any]:
+    """``--dialect auto|pjreddie|alexeyab``; the command receives ``dialect`` (None for auto)."""
+    return click.option(
+        "--dialect",
+        type=click.Choice(list(DIALECTS)),
+        default="auto",
+        show_default=True,
+        callback=lambda _ctx, _param, value: None if value == "auto" else value,
+        help=help
+        or "Which Darknet's semantics to use: auto detects AlexeyAB's cfgs (build shows why).",
     )

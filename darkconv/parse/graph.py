@@ -196,7 +196,7 @@ def choose_dialect(
     if evidence:
         first = next((e for e in evidence if e.used), evidence[0])
         return registry.ALEXEYAB, f"alexeyab: {first}"
-    if default is not None:
+    if default is not None and default != registry.DEFAULT_DIALECT:
         return registry.DIALECTS[default], f"{default}: shipped with {default}'s cfg set"
     return registry.PJREDDIE, "pjreddie: no AlexeyAB-only section, option or activation"
 
@@ -280,7 +280,7 @@ def network_from_document(
         raise GraphError("the cfg has no layers after [net]", first.span)
     if facts.needs_2d_layer and not any(la.input[1] > 1 and la.input[2] > 1 for la in layers):
         raise GraphError(
-            f"{facts.name}'s Darknet cannot load a network without a 2-D layer (w > 1 and h > 1): "
+            f"{facts.darknet} cannot load a network without a 2-D layer (w > 1 and h > 1): "
             "parse_network_cfg_custom divides avg_outputs by their count (parser.c:1751, SIGFPE)",
             first.span,
         )

@@ -88,7 +88,8 @@ class Dialect:
     * ``cpu_zero_activations``: names ``activate()`` has no case for: it returns 0 for them.
     * ``self_activations``: per kind, the names its forward computes itself (not via activate()).
     * ``header``: (major, minor, revision) ``save_weights`` writes; ``seen64_needs_below_1000``:
-      the 64-bit ``seen`` test also requires major and minor below 1000.
+      the 64-bit ``seen`` test also requires major and minor below 1000; ``seen32_signed``: a
+      32-bit ``seen`` is read into an ``int`` (sign-extended) rather than a ``uint32_t``.
     * ``conv_raw_1x1``: when a 1x1 convolution skips im2col and reads its input as a matrix:
       ``"size1"`` (pjreddie: any stride) or ``"size1_stride_x1_dilation1"`` (AlexeyAB:
       convolutional_layer.c:1365; a stride_y != 1 then misreads the input).
@@ -111,6 +112,7 @@ class Dialect:
     self_activations: Mapping[str, frozenset[str]]
     header: tuple[int, int, int]
     seen64_needs_below_1000: bool
+    seen32_signed: bool
     batchnorm_bias_stored: bool
     conv_raw_1x1: str
     letterbox_default: bool
@@ -139,6 +141,11 @@ class Dialect:
     @property
     def aliases(self) -> Mapping[str, str]:
         return self._aliases
+
+    @property
+    def darknet(self) -> str:
+        """``"AlexeyAB's Darknet"``: for messages."""
+        return f"{self.source.split('/')[0]}'s Darknet"
 
     def kind_for(self, section_name: str) -> Kind | None:
         """The kind for a section name as written (``conv`` -> convolutional), or None."""

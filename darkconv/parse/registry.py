@@ -354,6 +354,7 @@ PJREDDIE = Dialect(
     self_activations=MappingProxyType({}),
     header=(0, 2, 0),
     seen64_needs_below_1000=True,
+    seen32_signed=True,
     batchnorm_bias_stored=False,
     conv_raw_1x1="size1",
     letterbox_default=True,

@@ -398,6 +398,7 @@ ALEXEYAB = Dialect(
     self_activations=_SELF,
     header=(0, 2, 5),
     seen64_needs_below_1000=False,  # load_weights_upto: (major*10 + minor) >= 2 only
+    seen32_signed=False,  # uint32_t iseen
     batchnorm_bias_stored=True,
     conv_raw_1x1="size1_stride_x1_dilation1",
     letterbox_default=False,

@@ -233,6 +233,15 @@ def _crnn(o, x: Ctx) -> Info:
     hid, out_n = o["hidden"], o["output"]
     plan = (("input.", x.c, hid), ("self.", hid, hid), ("output.", hid, out_n))
     recs, bflops, out = _sublayer_convs(plan, o, x)
+    # make_crnn_layer asserts the hidden state keeps the input's size (all three convs run on
+    # h x w): stride 1 and "same" padding.
+    _, oh, ow = _sublayer_convs((("", hid, hid),), o, x)[2]
+    if (oh, ow) != (x.h, x.w):
+        x.fail(
+            f"the hidden state would be {ow}x{oh}, not the input's {x.w}x{x.h}: Darknet aborts "
+            "(assert in make_crnn_layer); use stride=1 and pad=1",
+            "size",
+        )
     return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2], recs, bflops)
 
 

@@ -25,6 +25,7 @@ from darkconv.weights.format import (
     Slot,
     check_cutoff,
     cutoff_candidates,
+    default_header,
     header_from_tensor,
     layer_floats,
     layout,
@@ -170,7 +171,7 @@ def read_weights(
                 raise WeightsError(f"{path}: the file is empty (0 bytes), not Darknet weights")
             sniffed = _sniff(path, head)
             try:
-                header = read_header(head)
+                header = read_header(head, network.dialect)
             except WeightsError as exc:
                 raise WeightsError(f"{path}: {exc.message}", hint=sniffed) from None
             if size != weights_bytes(network, header, cutoff):
@@ -236,7 +237,11 @@ def plan_write(
     state_dict: Mapping[str, Any], network: Network, *, cutoff: int | None = None
 ) -> tuple[Header, list[tuple[Slot, Any]]]:
     """Match ``state_dict`` to the layout; strict about missing and unexpected keys."""
-    header = header_from_tensor(state_dict["header"]) if "header" in state_dict else DEFAULT_HEADER
+    header = (
+        header_from_tensor(state_dict["header"], network.dialect)
+        if "header" in state_dict
+        else default_header(network.dialect)
+    )
     slots = layout(network, header, cutoff)
     wanted = {s.key for s in slots}
     missing = [s for s in slots if s.key not in state_dict]
