@@ -31,6 +31,8 @@ __all__ = [
     "DEFAULT_HEADER",
     "read_header",
     "default_header",
+    "EOF_INIT",
+    "eof_init",
     "header_from_tensor",
     "layout",
     "layer_floats",
@@ -215,6 +217,23 @@ def layout(
             )
             offset += count
     return slots
+
+
+# What a layer constructor puts in an array before load_weights reads it (calloc'd, scales set
+# to 1, weighted [shortcut] weights to 1: make_convolutional_layer, make_batchnorm_layer,
+# make_connected_layer, make_shortcut_layer).  Conv/connected weights and [implicit] weights are
+# random: absent.
+EOF_INIT: dict[str, float] = {"biases": 0.0, "scales": 1.0, "rolling_mean": 0.0,
+                              "rolling_variance": 0.0}  # fmt: skip
+_EOF_INIT_BY_KEY: dict[str, float] = {"shortcut.weight": 1.0}
+
+
+def eof_init(key: str, part: str) -> float | None:
+    """The constructor's value for a record Darknet did not read (None: random, unknown)."""
+    short = key.split(".", 2)[-1] if key.startswith("layers.") else key
+    if short in _EOF_INIT_BY_KEY:
+        return _EOF_INIT_BY_KEY[short]
+    return EOF_INIT.get(part)
 
 
 def check_cutoff(network: Network, cutoff: int | None) -> int:
