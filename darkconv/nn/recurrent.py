@@ -9,11 +9,13 @@ as in the weights file (``input``, ``self``, ``output``; ``wz`` ... ``uh``; ``wi
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from darkconv.nn.modules import Connected, Convolutional, activate
 
-__all__ = ["RNN", "GRU", "LSTM", "CRNN"]
+__all__ = ["RNN", "GRU", "LSTM", "CRNN", "ConvLSTM"]
 
 
 class _Recurrent(nn.Module):
@@ -135,3 +137,62 @@ class CRNN(_Recurrent):
         state = x.new_zeros((x.shape[0],) + self.hidden_shape)
         s = self.sub("input")(x) + self.sub("self")(state)
         return self.sub("output")(s)
+
+
+class ConvLSTM(_Recurrent):
+    """AlexeyAB's ``[conv_lstm]`` (conv_lstm_layer.c forward_conv_lstm_layer), one time step from
+    a zero state ``h = c = 0``: ``f = σ(wf(h) + uf(x) [+ vf(c)])``, ``i = σ(wi(h) + ui(x) [+ vi(c)])``,
+    ``g = tanh(wg(h) + ug(x))``, ``c = f*c + i*g``, ``o = σ(wo(h) + uo(x) [+ vo(c)])`` (vo sees the
+    new c), ``h = o * tanh(c)``; the output is h.  Every gate is a convolution with the layer's
+    geometry, activation and batch norm (never fused by Darknet); ``v*`` only with ``peephole``.
+    The zero-state convolutions still contribute their bias/BN offset and activation.
+    ``conv`` holds the keyword arguments shared by every gate's
+    :class:`~darkconv.nn.modules.Convolutional` (size, stride, padding, groups, dilation, BN...).
+    """
+
+    GATES_W = ("wf", "wi", "wg", "wo")
+    GATES_U = ("uf", "ui", "ug", "uo")
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        output: int,
+        peephole: bool = False,
+        math: str = "float",
+        **conv: Any,
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.peephole, self.math = bool(peephole), math
+        names = (("vf", "vi", "vo") if peephole else ()) + self.GATES_W + self.GATES_U
+        for name in names:  # file order (load_weights: vf vi vo wf wi wg wo uf ui ug uo)
+            ch = c if name.startswith("u") else output
+            self.add_module(name, Convolutional((ch, h, w), output, math=math, **conv))
+        out = self.sub("uf").out_shape
+        self.state_shape = (output, h, w)
+        self.out_shape = out
+        if out[1:] != (h, w):
+            # w*/v* read the state with the input's h, w (make_conv_lstm_layer asserts equal sizes)
+            raise ValueError(
+                f"conv_lstm: stride/padding change the size {h}x{w} -> {out[1]}x{out[2]}"
+            )
+
+    def _act(self, x: Tensor, name: str) -> Tensor:
+        return activate(x, name, self.math)
+
+    def forward(self, x: Tensor) -> Tensor:
+        zeros = x.new_zeros((x.shape[0], *self.state_shape))
+        g = {n: self.sub(n)(zeros) for n in ("wf", "wi", "wg", "wo")}
+        g.update({n: self.sub(n)(x) for n in self.GATES_U})
+        f = g["wf"] + g["uf"]
+        i = g["wi"] + g["ui"]
+        if self.peephole:  # vf, vi see the old cell state (zeros)
+            f = f + self.sub("vf")(zeros)
+            i = i + self.sub("vi")(zeros)
+        f, i = self._act(f, "logistic"), self._act(i, "logistic")
+        cell = f * zeros + i * self._act(g["wg"] + g["ug"], "tanh")
+        o = g["wo"] + g["uo"]
+        if self.peephole:
+            o = o + self.sub("vo")(cell)
+        o = self._act(o, "logistic")
+        return o * self._act(cell, "tanh")
