@@ -128,7 +128,8 @@ def _summary_errors(out: np.ndarray, s: dict[str, Any], tol: float) -> list[str]
     if not abs(flat.sum() - s["sum"]) <= tol * s["abs_sum"]:
         errs.append(f"sum {flat.sum()} vs {s['sum']}")
     got = [flat.min(), flat.max(), *flat[s["positions"]]]
-    for name, g, want in zip(["min", "max", "values"], got, [s["min"], s["max"], *s["values"]]):
+    names = ["min", "max", *(f"value@{p}" for p in s["positions"])]
+    for name, g, want in zip(names, got, [s["min"], s["max"], *s["values"]], strict=True):
         if not abs(g - want) <= tol * scale:
             errs.append(f"{name} {g} vs {want}")
     return errs
@@ -139,7 +140,9 @@ def _net_weights(name: str) -> Path:
         path = root / name / f"{name}.weights"
         if path.exists():
             return path
-    pytest.skip(f"{name}.weights (over 2 MB) is not in the repository; set DARKCONV_ALEXEYAB_FIXTURES")
+    pytest.skip(
+        f"{name}.weights (over 2 MB) is not in the repository; set DARKCONV_ALEXEYAB_FIXTURES"
+    )
 
 
 @pytest.mark.parametrize("variant", ["default", "fused"])
