@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 
 from darkconv.errors import CfgError, GraphError, Span, UnsupportedError
 from darkconv.parse import registry, shapes, shapes_alexeyab
-from darkconv.parse.cfg import CfgDocument, parse_cfg, read_cfg, write_sections
-from darkconv.parse.kinds import Dialect
+from darkconv.parse.cfg import CfgDocument, Section, parse_cfg, read_cfg, write_sections
+from darkconv.parse.kinds import Dialect, Kind
 from darkconv.parse.resolve import fixup, resolve
 from darkconv.parse.shapes import Ctx, Record
 
@@ -161,12 +161,12 @@ class Network:
 class _Failer:
     """Positioned errors (and warnings) for one section: ``fail(msg, key)`` / ``fail.warn``."""
 
-    def __init__(self, section, index: int, kind: str, warnings: list[str]) -> None:
+    def __init__(self, section: Section, index: int, kind: str, warnings: list[str]) -> None:
         self.section, self.index, self.kind, self.warnings = section, index, kind, warnings
 
     def _span(self, key: str | None) -> Span:
         opt = self.section.get(key) if key else None
-        return opt.span if opt else self.section.span
+        return opt.span if opt is not None else self.section.span
 
     def __call__(self, msg: str, key: str | None = None) -> NoReturn:
         raise GraphError(f"layer {self.index} [{self.kind}]: {msg}", self._span(key))
@@ -201,7 +201,9 @@ def choose_dialect(
     return registry.PJREDDIE, "pjreddie: no AlexeyAB-only section, option or activation"
 
 
-def _net_options(doc: CfgDocument, warnings: list[str], facts: Dialect):
+def _net_options(
+    doc: CfgDocument, warnings: list[str], facts: Dialect
+) -> tuple[Section, dict[str, Any], tuple[int, int, int], int]:
     if not doc.sections:
         raise CfgError("no sections: a cfg starts with [net]", Span(doc.path, 1))
     first = doc.sections[0]
@@ -219,7 +221,7 @@ def _net_options(doc: CfgDocument, warnings: list[str], facts: Dialect):
     return first, net, (c, h, w), inputs
 
 
-def _kind(facts: Dialect, section, index: int):
+def _kind(facts: Dialect, section: Section, index: int) -> Kind:
     kind = facts.kind_for(section.name)
     if kind is None or kind.name == "net":
         what = "a second [net]" if kind else f"unknown section [{section.name}]"

@@ -12,10 +12,11 @@ AlexeyAB's parser knows.  Shape, FLOP and weight-record rules live in ``shapes.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from darkconv.parse.cfg import Section
 from darkconv.parse.kinds import (
     TRAIN,
     UNBUILT,
@@ -41,6 +42,7 @@ __all__ = [
     "ACTIVATIONS",
     "NET",
     "PJREDDIE",
+    "ALEXEYAB",
     "DIALECTS",
     "DEFAULT_DIALECT",
     "Evidence",
@@ -392,7 +394,7 @@ class Evidence:
         return f"{self.what} at line {self.line}"
 
 
-def detect(sections) -> list[Evidence]:
+def detect(sections: Sequence[Section]) -> list[Evidence]:
     """Every AlexeyAB-only section, option, activation or value form in ``sections`` (after
     [net] too), in file order.  ``sections``: ``cfg.Section`` objects."""
     found: list[Evidence] = []

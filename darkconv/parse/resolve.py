@@ -30,7 +30,9 @@ class Resolved:
     unbuilt: tuple[tuple[str, Span], ...]  # (what, where): no torch forward for these
 
 
-def _number(opt: Opt, raw: str, span: Span, warnings: list[str], pattern: re.Pattern, what: str):
+def _number(
+    opt: Opt, raw: str, span: Span, warnings: list[str], pattern: re.Pattern[str], what: str
+) -> int | float:
     """C's atoi/atof: read a leading number, warn about what follows it."""
     m = pattern.match(raw)
     if not m:

@@ -13,6 +13,8 @@ from typing import Any
 from darkconv.parse import shapes as pj
 from darkconv.parse.shapes import Ctx, Info, Record, connected_records, conv_records
 
+Options = Mapping[str, Any]  # a layer's typed options, defaults applied
+
 __all__ = ["RULES"]
 
 
@@ -25,7 +27,9 @@ def _conv_bflops(nweights: int, oh: int, ow: int) -> float:
     return 2.0 * nweights * oh * ow / 1e9
 
 
-def _blur(o, n: int, oh: int, ow: int, x: Ctx) -> tuple[tuple[int, int, int], tuple[Any, ...]]:
+def _blur(
+    o: Options, n: int, oh: int, ow: int, x: Ctx
+) -> tuple[tuple[int, int, int], tuple[Any, ...]]:
     """The fixed depthwise blur of antialiasing=1 (3x3, pad 1) or 2 (2x2, pad 0) with the cfg's
     strides (make_convolutional_layer :801-835, make_maxpool_layer); the next layer reads it."""
     size, pad = (2, 0) if o["antialiasing"] == 2 else (3, 1)
@@ -35,7 +39,7 @@ def _blur(o, n: int, oh: int, ow: int, x: Ctx) -> tuple[tuple[int, int, int], tu
     return (n, bh, bw), (size, o["blur_stride_x"], o["blur_stride_y"], pad)
 
 
-def _convolutional(o, x: Ctx) -> Info:
+def _convolutional(o: Options, x: Ctx) -> Info:
     """make_convolutional_layer(): stride_x/stride_y, dilation, antialiasing, share_index."""
     x.need_image("convolutional")
     n, size, groups = o["filters"], o["size"], o["groups"]
@@ -70,14 +74,15 @@ def _convolutional(o, x: Ctx) -> Info:
             n, x.c // groups, size, bool(o["batch_normalize"]),
             transpose="always" if o["flipped"] else "",
         )  # fmt: skip
-    out, extra = (n, oh, ow), ()
+    out: tuple[int, int, int] = (n, oh, ow)
+    extra: tuple[tuple[str, Any], ...] = ()
     if o["antialiasing"]:
         out, blur = _blur(o, n, oh, ow, x)
         extra = (("antialias_blur", blur), ("host_output", (n, oh, ow)))
     return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2], recs, bflops, extra=extra)
 
 
-def _pool(o, x: Ctx, kind: str) -> Info:
+def _pool(o: Options, x: Ctx, kind: str) -> Info:
     """make_maxpool_layer() (also [local_avgpool]): out (w + padding - size)/stride_x + 1;
     maxpool_depth keeps w,h and gives out_channels planes."""
     x.need_image(kind)
@@ -91,14 +96,15 @@ def _pool(o, x: Ctx, kind: str) -> Info:
     if oh <= 0 or ow <= 0:
         x.fail(f"size={size} is larger than the padded input {x.h}x{x.w}", "size")
     bflops = size * size * x.c * oh * ow / 1e9
-    out, extra = (oc, oh, ow), ()
+    out: tuple[int, int, int] = (oc, oh, ow)
+    extra: tuple[tuple[str, Any], ...] = ()
     if o.get("antialiasing"):
         out, blur = _blur(o, oc, oh, ow, x)
         extra = (("antialias_blur", blur), ("host_output", (oc, oh, ow)))
     return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2], bflops=bflops, extra=extra)
 
 
-def _route(o, x: Ctx) -> Info:
+def _route(o: Options, x: Ctx) -> Info:
     """make_route_layer() + parse_route(): out_c and outputs divided by groups."""
     idx, groups = o["layers"], o["groups"]
     if not 0 <= o["group_id"] < groups:
@@ -115,7 +121,7 @@ def _route(o, x: Ctx) -> Info:
     return Info((c // groups, h, w), total, total, sources=tuple(idx))
 
 
-def _shortcut(o, x: Ctx) -> Info:
+def _shortcut(o: Options, x: Ctx) -> Info:
     """make_shortcut_layer(): the previous layer's dims; parse_shortcut asserts every from layer
     has the same w,h (parser.c:979); weights (n_from + 1) per feature or per channel."""
     if x.index == 0:
@@ -138,7 +144,7 @@ def _shortcut(o, x: Ctx) -> Info:
     return Info(x.chw, out, out, recs, bflops, sources=(x.index - 1, *froms))
 
 
-def _scale_channels(o, x: Ctx) -> Info:
+def _scale_channels(o: Options, x: Ctx) -> Info:
     """make_scale_channels_layer(): the from layer's dims, scaled by this input (c,1,1) or, with
     scale_wh, (1,h,w)."""
     j = o["from"]
@@ -155,7 +161,7 @@ def _scale_channels(o, x: Ctx) -> Info:
     return Info((fc, fh, fw), out, out, sources=(x.index - 1, j))
 
 
-def _sam(o, x: Ctx) -> Info:
+def _sam(o: Options, x: Ctx) -> Info:
     """make_sam_layer(): elementwise product with the from layer: equal dims asserted."""
     j = o["from"]
     dims = x.previous[j].output
@@ -165,14 +171,14 @@ def _sam(o, x: Ctx) -> Info:
     return Info(dims, out, out, sources=(x.index - 1, j))
 
 
-def _implicit(o, x: Ctx) -> Info:
+def _implicit(o: Options, x: Ctx) -> Info:
     """make_implicit_layer(): the output is the stored weights, (filters, atoms, 1)."""
     n, atoms = o["filters"], o["atoms"]
     rec = Record("implicit.weight", "weights", (n, atoms, 1))
     return Info((n, atoms, 1), 1, n * atoms, (rec,), sources=())
 
 
-def _reorg(o, x: Ctx) -> Info:
+def _reorg(o: Options, x: Ctx) -> Info:
     """make_reorg_layer() / make_reorg_old_layer(): space-to-depth, reverse: depth-to-space."""
     x.need_image("reorg")
     s = o["stride"]
@@ -181,7 +187,7 @@ def _reorg(o, x: Ctx) -> Info:
 
 
 def _head(kind: str, per_anchor: int) -> Callable[..., Info]:
-    def rule(o, x: Ctx) -> Info:
+    def rule(o: Options, x: Ctx) -> Info:
         """make_yolo_layer() / make_gaussian_yolo_layer(): len(mask) (or num) anchors."""
         n = len(o["mask"]) if o["mask"] is not None else o["num"]
         pj._head_check(kind, per_anchor + o["classes"], n, x)
@@ -191,7 +197,7 @@ def _head(kind: str, per_anchor: int) -> Callable[..., Info]:
 
 
 def _sublayer_convs(
-    plan: tuple[tuple[str, int, int], ...], o, x: Ctx
+    plan: tuple[tuple[str, int, int], ...], o: Options, x: Ctx
 ) -> tuple[tuple[Record, ...], float, tuple[int, int, int]]:
     """Records and BFLOPs of conv sublayers ``(prefix, c_in, filters)``, all on the input's h,w."""
     size, stride, groups = o["size"], o["stride"], o["groups"]
@@ -209,7 +215,7 @@ def _sublayer_convs(
     return recs, bflops, out
 
 
-def _conv_lstm(o, x: Ctx) -> Info:
+def _conv_lstm(o: Options, x: Ctx) -> Info:
     """make_conv_lstm_layer(): gates as convolutions, saved vf vi vo (peephole), wf [wi wg wo],
     uf ui ug uo; u* read the input, w*/v* the state (wf twice the state with bottleneck)."""
     x.need_image("conv_lstm")
@@ -227,7 +233,7 @@ def _conv_lstm(o, x: Ctx) -> Info:
     return Info(out, x.h * x.w * x.c, outputs, recs, bflops)
 
 
-def _crnn(o, x: Ctx) -> Info:
+def _crnn(o: Options, x: Ctx) -> Info:
     """make_crnn_layer(): input (c->hidden), self (hidden->hidden), output (hidden->output)."""
     x.need_image("crnn")
     hid, out_n = o["hidden"], o["output"]
@@ -245,7 +251,7 @@ def _crnn(o, x: Ctx) -> Info:
     return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2], recs, bflops)
 
 
-def _rnn(o, x: Ctx) -> Info:
+def _rnn(o: Options, x: Ctx) -> Info:
     """make_rnn_layer(): input (inputs->hidden), self (hidden->hidden), output (hidden->out)."""
     out, hid, bn = o["output"], o["hidden"], bool(o["batch_normalize"])
     recs = (
@@ -257,7 +263,7 @@ def _rnn(o, x: Ctx) -> Info:
 
 
 def _gates(names: str, dims: bool) -> Callable[..., Info]:
-    def rule(o, x: Ctx) -> Info:
+    def rule(o: Options, x: Ctx) -> Info:
         """make_gru_layer() / make_lstm_layer(): u* read the input, w* the state."""
         out, bn = o["output"], bool(o["batch_normalize"])
         recs: tuple[Record, ...] = ()
@@ -268,7 +274,7 @@ def _gates(names: str, dims: bool) -> Callable[..., Info]:
     return rule
 
 
-def _batchnorm(o, x: Ctx) -> Info:
+def _batchnorm(o: Options, x: Ctx) -> Info:
     """make_batchnorm_layer(): AlexeyAB stores biases too (save_batchnorm_weights)."""
     x.need_image("batchnorm")
     recs = (Record("bn.bias", "biases", (x.c,)), *pj._bn("", x.c))
