@@ -9,6 +9,7 @@ position instead of crashing later.  No torch here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,7 +364,7 @@ def _shipped_dialect(path: Path) -> str | None:
     return None
 
 
-def resolve_cfg(name: str | Path) -> Path:
+def resolve_cfg(name: str | os.PathLike[str]) -> Path:
     """A path as given if it exists; else a shipped name (``darknet53``, ``alexeyab/yolov3``)."""
     p = Path(name)
     if p.exists():
@@ -389,7 +390,7 @@ def _close_names(stem: str, shipped: Mapping[str, Path]) -> str | None:
     return f"did you mean {', '.join(close)}?" if close else None
 
 
-def load_network(name: str | Path, dialect: str | None = None) -> Network:
+def load_network(name: str | os.PathLike[str], dialect: str | None = None) -> Network:
     """Parse a cfg file, or a shipped cfg by name (``darknet53``, ``yolov4``, ``alexeyab/yolov3``).
 
     ``dialect``: ``"pjreddie"``, ``"alexeyab"`` or None to auto-detect (a shipped AlexeyAB cfg
