@@ -89,3 +89,19 @@ def test_wrong_dialect_is_one_error_with_a_hint(capsys):
     assert "--dialect alexeyab" in err
     bad = CliRunner().invoke(cli, ["build", "yolov4", "--dialect", "darknet"])
     assert bad.exit_code == 2 and "darknet" in bad.output
+
+
+def test_run_and_verify_take_the_dialect(tmp_path):
+    case = FIXTURES / "alexeyab" / "layers" / "conv_bn"
+    args = [str(case / "case.cfg"), str(case / "case.weights"), "--input", str(case / "input.npy")]
+    ref = ["--reference", str(case / "outputs.npz"), "--device", "cpu"]
+    # conv_bn.cfg uses nothing AlexeyAB-only: auto reads it as pjreddie's (BN epsilon 1e-6 after
+    # the sqrt), 6e-6 from AlexeyAB's fused output; --dialect alexeyab matches it to float rounding.
+    strict = CliRunner().invoke(cli, ["verify", *args, *ref, "--tol", "1e-6"])
+    assert strict.exit_code != 0
+    ab = CliRunner().invoke(cli, ["verify", *args, *ref, "--tol", "1e-6", "--dialect", "alexeyab"])
+    assert ab.exit_code == 0, ab.output
+    out = tmp_path / "out.npz"
+    run = CliRunner().invoke(cli, ["run", *args, "-o", str(out), "--dialect", "alexeyab"])
+    assert run.exit_code == 0, run.output
+    assert out.exists()
