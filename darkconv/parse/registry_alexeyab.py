@@ -117,13 +117,39 @@ _POOL = (
     _o("padding", "int", None),  # total; default size-1
 )
 
+# Read by parse_yolo / parse_gaussian_yolo, training only.
+_HEAD_TRAIN = (
+    "max",
+    "max_delta",
+    "counters_per_class",
+    "label_smooth_eps",
+    "objectness_smooth",
+    "iou_normalizer",
+    "obj_normalizer",
+    "cls_normalizer",
+    "delta_normalizer",
+    "iou_loss",
+    "iou_thresh_kind",
+    "jitter",
+    "resize",
+    "ignore_thresh",
+    "truth_thresh",
+    "iou_thresh",
+    "random",
+    "map",
+)
 _YOLO_TRAIN = _train(
-    "max", "show_details", "max_delta", "counters_per_class", "label_smooth_eps",
-    "objectness_smooth", "iou_normalizer", "obj_normalizer", "cls_normalizer", "delta_normalizer",
-    "iou_loss", "iou_thresh_kind", "jitter", "resize", "focal_loss", "ignore_thresh",
-    "truth_thresh", "iou_thresh", "random", "track_history_size", "sim_thresh", "dets_for_track",
-    "dets_for_show", "track_ciou_norm", "embedding_layer", "map", "uc_normalizer",
-)  # fmt: skip
+    *_HEAD_TRAIN,
+    "show_details",
+    "focal_loss",
+    "track_history_size",
+    "sim_thresh",
+    "dets_for_track",
+    "dets_for_show",
+    "track_ciou_norm",
+    "embedding_layer",
+)
+_GAUSSIAN_TRAIN = _train(*_HEAD_TRAIN, "uc_normalizer")
 
 _HEAD = (
     _o("classes", "int", 20, positive=True),
@@ -381,7 +407,7 @@ _KIND_LIST: tuple[Kind, ...] = (
     Kind("yolo", (*_HEAD, _o("new_coords", "int", 0), *_YOLO_TRAIN, *_COMMON)),
     Kind(
         "Gaussian_yolo",
-        (*_HEAD, _o("yolo_point", "str", "center"), *_YOLO_TRAIN, *_COMMON),
+        (*_HEAD, _o("yolo_point", "str", "center"), *_GAUSSIAN_TRAIN, *_COMMON),
     ),
     Kind("empty", (*_COMMON,), aliases=("silence",)),
 )
