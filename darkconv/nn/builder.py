@@ -95,10 +95,8 @@ class DarknetModel(nn.Module):
         prev = x
         for i, layer in enumerate(self.layers):
             src = self.sources[i]
-            args = tuple(
-                prev if s == i - 1 else x if s < 0 else outs[s]  # type: ignore[misc]
-                for s in src
-            ) or (x,)  # a layer that reads nothing ([implicit]) gets the input for its batch size
+            # a layer that reads nothing ([implicit]) gets the input, for its batch size
+            args = tuple(prev if s == i - 1 else x if s < 0 else outs[s] for s in src) or (x,)
             prev = layer(*args)
             if keep_all or i in self.keep:
                 outs[i] = prev
@@ -263,12 +261,14 @@ def load(
     dialect: str | None = None,
     intended_activations: bool = False,
     nofuse: bool = False,
+    allow_short: bool = False,
 ) -> DarknetModel:
     """Build ``cfg`` and, when given, load weights into it: a Darknet ``.weights`` file (its
     header becomes the model's ``header`` buffer) or a converted ``.pth``/``.safetensors``
     state dict.  ``cutoff=N`` reads a partial file holding layers below N (``darknet
     partial``); the other layers keep their init, as in Darknet.  ``dialect``,
-    ``intended_activations`` and ``nofuse``: see :func:`build`."""
+    ``intended_activations`` and ``nofuse``: see :func:`build`.  ``allow_short``: read a
+    ``.weights`` file that ends early as Darknet does (:func:`darkconv.weights.io.read_weights`)."""
     from darkconv.weights.io import load_state_dict, read_weights
 
     network = _network(cfg, dialect)
@@ -285,7 +285,7 @@ def load(
                     if not k.startswith("layers.") or int(k.split(".")[1]) < cutoff
                 }
         else:
-            _, state = read_weights(weights, network, cutoff=cutoff)
+            _, state = read_weights(weights, network, cutoff=cutoff, allow_short=allow_short)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or (missing and cutoff is None):
             raise DarkconvError(

@@ -110,6 +110,7 @@ class Softmax(nn.Module):
 
 class Yolo(nn.Module):
     act: Tensor  # which channels get the logistic (a buffer)
+    scaled: Tensor  # which channels scale_x_y moves (a buffer)
 
     """``[yolo]`` (yolo_layer.c forward): a copy of the input with logistic on planes 0, 1 (x, y)
     and 4 .. 4+classes (objectness, classes) of each anchor's ``4+1+classes`` planes; w, h stay

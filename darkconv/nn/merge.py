@@ -129,7 +129,9 @@ class ScaleChannels(nn.Module):
     ) -> None:
         super().__init__()
         check_activation(activation, math)
-        self.in_shape, self.from_shape = tuple(in_shape), tuple(from_shape)
+        (c0, h0, w0), (c, h, w) = in_shape, from_shape
+        self.in_shape: Shape3 = (c0, h0, w0)
+        self.from_shape: Shape3 = (c, h, w)
         self.out_shape = self.from_shape
         self.scale_wh = bool(scale_wh)
         self.activation, self.math = activation, math

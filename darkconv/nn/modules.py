@@ -181,6 +181,8 @@ _BLUR = {3: [[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16], [1 / 16, 2 / 16
 class Blur(nn.Module):
     """The antialiasing blur: ``(size, stride_x, stride_y, pad)`` on ``channels`` planes."""
 
+    kernel: Tensor  # the fixed (channels, 1, size, size) weights (a buffer)
+
     def __init__(self, channels: int, blur: tuple[int, int, int, int]) -> None:
         super().__init__()
         size, sx, sy, pad = blur

@@ -165,10 +165,12 @@ class ConvLSTM(_Recurrent):
         c, h, w = in_shape
         self.peephole, self.math = bool(peephole), math
         names = (("vf", "vi", "vo") if peephole else ()) + self.GATES_W + self.GATES_U
+        out: tuple[int, int, int] = (output, h, w)
         for name in names:  # file order (load_weights: vf vi vo wf wi wg wo uf ui ug uo)
             ch = c if name.startswith("u") else output
-            self.add_module(name, Convolutional((ch, h, w), output, math=math, **conv))
-        out = self.sub("uf").out_shape
+            gate = Convolutional((ch, h, w), output, math=math, **conv)
+            self.add_module(name, gate)
+            out = gate.out_shape
         self.state_shape = (output, h, w)
         self.out_shape = out
         if out[1:] != (h, w):
