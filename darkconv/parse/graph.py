@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from darkconv.errors import CfgError, GraphError, Span, UnsupportedError
 from darkconv.parse import registry, shapes, shapes_alexeyab
 from darkconv.parse.cfg import CfgDocument, Section, parse_cfg, read_cfg, write_sections
+from darkconv.parse.dialect import choose_dialect
 from darkconv.parse.kinds import Dialect, Kind
 from darkconv.parse.resolve import fixup, resolve
 from darkconv.parse.shapes import Ctx, Record
@@ -177,29 +178,6 @@ class _Failer:
 
 
 _RULES = {"pjreddie": shapes.RULES, "alexeyab": shapes_alexeyab.RULES}
-
-
-def choose_dialect(
-    doc: CfgDocument, dialect: str | None = None, default: str | None = None
-) -> tuple[Dialect, str]:
-    """The dialect to read ``doc`` with, and why: ``dialect`` if given; else AlexeyAB when the cfg
-    uses anything only AlexeyAB's parser knows (the first such thing that changes inference is
-    named, else the first); else ``default`` (a shipped cfg set's dialect), else pjreddie."""
-    if dialect is not None:
-        facts = registry.DIALECTS.get(dialect)
-        if facts is None:
-            raise CfgError(
-                f"unknown dialect {dialect!r}: choose one of {', '.join(registry.DIALECTS)}",
-                Span(doc.path),
-            )
-        return facts, f"{dialect}: chosen explicitly (--dialect / dialect=)"
-    evidence = registry.detect(doc.sections)
-    if evidence:
-        first = next((e for e in evidence if e.used), evidence[0])
-        return registry.ALEXEYAB, f"alexeyab: {first}"
-    if default is not None and default != registry.DEFAULT_DIALECT:
-        return registry.DIALECTS[default], f"{default}: shipped with {default}'s cfg set"
-    return registry.PJREDDIE, "pjreddie: no AlexeyAB-only section, option or activation"
 
 
 def _net_options(

@@ -5,18 +5,16 @@ type pjreddie's ``parse_network_cfg`` knows) and ``ALEXEYAB`` (``registry_alexey
 is in one of four classes (``kinds.py``): ``USED``, ``TRAIN`` (reported as unused, like Darknet's
 "Unused field"), ``UNSUPPORTED`` (a positioned error) and ``UNBUILT`` (sized exactly, no forward).
 
-:func:`detect` picks the dialect of a cfg from the sections, options and activations only
+``dialect.py`` picks the dialect of a cfg from the sections, options and activations only
 AlexeyAB's parser knows.  Shape, FLOP and weight-record rules live in ``shapes.py`` and
 ``shapes_alexeyab.py``; this module is pure data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
 
-from darkconv.parse.cfg import Section
 from darkconv.parse.kinds import (
     TRAIN,
     UNBUILT,
@@ -45,8 +43,6 @@ __all__ = [
     "ALEXEYAB",
     "DIALECTS",
     "DEFAULT_DIALECT",
-    "Evidence",
-    "detect",
     "kind_for",
 ]
 
@@ -371,60 +367,3 @@ from darkconv.parse.registry_alexeyab import ALEXEYAB  # noqa: E402  (needs the 
 
 DIALECTS: Mapping[str, Dialect] = MappingProxyType({d.name: d for d in (PJREDDIE, ALEXEYAB)})
 DEFAULT_DIALECT = "pjreddie"
-
-# Keys pjreddie's parse_network_cfg reads for every section (onlyforward, stopbackward, ...):
-# AlexeyAB's table lists them too, so they are no evidence of AlexeyAB.
-_PJREDDIE_GENERIC = frozenset(
-    ("onlyforward", "stopbackward", "dontsave", "dontload", "numload", "dontloadscales",
-     "learning_rate", "smooth")
-)  # fmt: skip
-# AlexeyAB-only keys that pjreddie's own cfgs carry (pjreddie ignores them): rnn.cfg has hidden=.
-_NOT_EVIDENCE = frozenset({("rnn", "hidden")})
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Something only AlexeyAB's parser knows, where the cfg uses it."""
-
-    what: str  # "[route] groups", "[scale_channels]", "activation=mish in [convolutional]"
-    line: int
-    used: bool  # it changes inference (not just a training option)
-
-    def __str__(self) -> str:
-        return f"{self.what} at line {self.line}"
-
-
-def detect(sections: Sequence[Section]) -> list[Evidence]:
-    """Every AlexeyAB-only section, option, activation or value form in ``sections`` (after
-    [net] too), in file order.  ``sections``: ``cfg.Section`` objects."""
-    found: list[Evidence] = []
-    for index, section in enumerate(sections):
-        ab = ALEXEYAB.kind_for(section.name)
-        pj = PJREDDIE.kind_for(section.name)
-        if ab is None:
-            continue
-        if pj is None or (index == 0) != (pj.name == "net"):
-            found.append(Evidence(f"[{section.name}]", section.span.line, True))
-            continue
-        for option in section.options:
-            spec = ab.option(option.key)
-            if spec is None:
-                continue
-            where = f"[{section.name}] {option.key}"
-            mine = pj.option(option.key)
-            if mine is None or (mine.cls == UNSUPPORTED and spec.cls != UNSUPPORTED):
-                if option.key in _PJREDDIE_GENERIC or (pj.name, option.key) in _NOT_EVIDENCE:
-                    continue
-                found.append(Evidence(where, option.span.line, spec.cls != TRAIN))
-            elif spec.type == "act" and option.value in ALEXEYAB.activations:
-                if option.value not in PJREDDIE.activations:
-                    found.append(
-                        Evidence(
-                            f"activation={option.value} in [{section.name}]",
-                            option.span.line,
-                            True,
-                        )
-                    )
-            elif spec.type == "ints" and mine.type == "int" and "," in option.value.rstrip(","):
-                found.append(Evidence(f"{where} with several layers", option.span.line, True))
-    return found
