@@ -3,8 +3,7 @@
 :func:`detect` lists every section, option, activation or value form in a cfg that AlexeyAB's
 parser reads and pjreddie's does not (``registry.PJREDDIE`` and ``registry.ALEXEYAB`` are compared,
 nothing is listed by hand except the two exclusions below); :func:`choose_dialect` turns that
-into
-``Network.dialect`` and the reason ``darkconv build`` prints.  No torch here.
+into ``Network.dialect`` and the reason ``darkconv build`` prints.  No torch here.
 """
 
 from __future__ import annotations
