@@ -148,6 +148,27 @@ def _check_finite(arr: np.ndarray, slots: list[Slot], path: str) -> None:
     warnings.warn(f"{path}: NaN/Inf values in {where}{more}", RuntimeWarning, stacklevel=3)
 
 
+def _check_writer(header: Header, network: Network, path: str) -> None:
+    """Warn when a file that only another Darknet writes (AlexeyAB's 0.2.5) is read with the
+    default dialect (pjreddie's): the same bytes, other numbers (batch-norm epsilon...).  The
+    reverse is normal: AlexeyAB's Darknet loads pjreddie's files."""
+    from darkconv.parse.registry import DEFAULT_DIALECT, DIALECTS
+
+    triple = (header.major, header.minor, header.revision)
+    if triple == network.facts.header or network.dialect != DEFAULT_DIALECT:
+        return
+    for other in DIALECTS.values():
+        if other.header == triple and other.name != network.dialect:
+            warnings.warn(
+                f"{path}: header {header.major}.{header.minor}.{header.revision} is what "
+                f"{other.darknet} writes, but the network is read as {network.dialect}'s "
+                f"({network.dialect_reason}); pass --dialect {other.name} (dialect="
+                f"{other.name!r}) for the numbers {other.darknet} computes",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
 def _fill_short(have: np.ndarray, slots: list[Slot], path: str, size: int) -> np.ndarray:
     """The body Darknet ends up with when the file stops after ``have``: every float past the
     end keeps its constructor value (EOF_INIT), or the read is an error when that is random."""
@@ -227,9 +248,7 @@ def read_weights(
                 arr = _fill_short(np.fromfile(f, dtype=_F32, count=total), slots, path, size)
                 total = arr.size
             elif mmap and total:
-                arr = np.memmap(
-                    f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,)
-                )
+                arr = np.memmap(f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,))
             else:
                 f.seek(header.header_bytes)
                 arr = np.fromfile(f, dtype=_F32, count=total)
@@ -238,6 +257,7 @@ def read_weights(
     if arr.size != total:  # the file changed under us
         raise WeightsError(f"{path}: short read ({arr.size} of {total} floats)")
     _check_finite(arr, slots, path)
+    _check_writer(header, network, path)
     import torch
 
     if not arr.dtype.isnative:

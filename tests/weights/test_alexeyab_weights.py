@@ -183,3 +183,17 @@ def test_cli_converts_both_ways_with_the_dialect(tmp_path):
                               "--dialect", "alexeyab"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert back.read_bytes() == wpath.read_bytes()
+
+
+def test_an_alexeyab_file_read_as_pjreddie_warns():
+    wpath, _ = _net("conv_bn")
+    auto = load_network(AB / "layers" / "conv_bn" / "case.cfg")  # nothing AlexeyAB-only in it
+    assert auto.dialect == "pjreddie"
+    with pytest.warns(RuntimeWarning, match="header 0.2.5 is what AlexeyAB's Darknet writes"):
+        read_weights(wpath, auto)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_weights(wpath, _net("conv_bn")[1])
+        # AlexeyAB loading pjreddie's 0.2.0 files is normal: no warning
+        pj_case = FIX / "layers" / "conv_bn"
+        read_weights(pj_case / "case.weights", load_network(pj_case / "case.cfg", "alexeyab"))
