@@ -9,7 +9,14 @@ import click
 
 from darkconv.parse.budget import MAX_IMAGE_PIXELS
 
-__all__ = ["DEVICES", "DIALECTS", "device_option", "dialect_option", "max_pixels_option"]
+__all__ = [
+    "DEVICES",
+    "DIALECTS",
+    "device_option",
+    "dialect_option",
+    "max_pixels_option",
+    "semantics_options",
+]
 
 #: ``auto``: CUDA when torch sees a GPU, else the CPU (:func:`darkconv.builder.pick_device`).
 DEVICES = ("cpu", "cuda", "auto")
@@ -53,3 +60,20 @@ def dialect_option(help: str | None = None) -> Callable[[Any], Any]:
         help=help
         or "Which Darknet's semantics to use: auto detects AlexeyAB's cfgs (build shows why).",
     )
+
+
+def semantics_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--intended-activations`` and ``--nofuse``: the command receives ``intended_activations``
+    and ``nofuse`` (see :func:`darkconv.nn.builder.build`)."""
+    func = click.option(
+        "--nofuse",
+        is_flag=True,
+        help="AlexeyAB without the weight folding its apps do at load time (weighted [shortcut] "
+        "normalized with relu instead of max(w, .001)).",
+    )(func)
+    return click.option(
+        "--intended-activations",
+        is_flag=True,
+        help="Compute relu6/swish/mish/hard_mish/normalize_channels* where AlexeyAB's CPU forward "
+        "outputs 0 for them (build lists those layers).",
+    )(func)
