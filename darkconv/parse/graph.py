@@ -166,15 +166,15 @@ class _Failer:
     def __init__(self, section: Section, index: int, kind: str, warnings: list[str]) -> None:
         self.section, self.index, self.kind, self.warnings = section, index, kind, warnings
 
-    def _span(self, key: str | None) -> Span:
+    def span(self, key: str | None) -> Span:
         opt = self.section.get(key) if key else None
         return opt.span if opt is not None else self.section.span
 
     def __call__(self, msg: str, key: str | None = None) -> NoReturn:
-        raise GraphError(f"layer {self.index} [{self.kind}]: {msg}", self._span(key))
+        raise GraphError(f"layer {self.index} [{self.kind}]: {msg}", self.span(key))
 
     def warn(self, msg: str, key: str | None = None) -> None:
-        self.warnings.append(f"{self._span(key)}: layer {self.index} [{self.kind}]: {msg}")
+        self.warnings.append(f"{self.span(key)}: layer {self.index} [{self.kind}]: {msg}")
 
 
 _RULES = {"pjreddie": shapes.RULES, "alexeyab": shapes_alexeyab.RULES}
@@ -253,7 +253,7 @@ def network_from_document(
                 unused=res.unused,
                 span=section.span,
                 impl=kind.impl,
-                unbuilt=res.unbuilt,
+                unbuilt=res.unbuilt + tuple((w, fail.span(k)) for w, k in info.unbuilt),
             )
         )
         (c, h, w), inputs = info.output, info.outputs

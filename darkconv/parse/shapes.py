@@ -48,6 +48,8 @@ class Info:
     bflops: float = 0.0
     sources: tuple[int, ...] | None = None  # None: the previous layer
     extra: tuple[tuple[str, Any], ...] = ()  # derived values added to the layer's options
+    # (what, option key or None): sized exactly, but no reproducible forward (Layer.unbuilt).
+    unbuilt: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,29 @@ def _convolutional(o: Options, x: Ctx) -> Info:
     if o["antialiasing"]:
         out, blur = _blur(o, n, oh, ow, x)
         extra = (("antialias_blur", blur), ("host_output", (n, oh, ow)))
-    return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2], recs, bflops, extra=extra)
+    return Info(
+        out, x.h * x.w * x.c, out[0] * out[1] * out[2], recs, bflops, extra=extra,
+        unbuilt=_dilation_mismatch(o, x, oh, ow),
+    )  # fmt: skip
+
+
+def _dilation_mismatch(o: Options, x: Ctx, oh: int, ow: int) -> tuple[tuple[str, str], ...]:
+    """im2col pads by pad*dilation and spans dilation*(size-1)+1 (convolutional_layer.c:1375),
+    the output size ignores dilation: where the two disagree, gemm reads workspace leftovers
+    and Darknet's output is not reproducible (fixtures/alexeyab README, "Not covered")."""
+    d, k, p = o["dilation"], o["size"], o["padding"]
+    if d == 1:
+        return ()
+    span = d * (k - 1) + 1
+    ih = (x.h + 2 * p * d - span) // o["stride_y"] + 1
+    iw = (x.w + 2 * p * d - span) // o["stride_x"] + 1
+    if (ih, iw) == (oh, ow):
+        return ()
+    what = (
+        f"dilation={d} with size={k} and padding {p} (im2col gives {iw}x{ih}, Darknet's output "
+        f"is {ow}x{oh}: its values are workspace leftovers, not reproducible)"
+    )
+    return ((what, "dilation"),)
 
 
 def _pool(o: Options, x: Ctx, kind: str) -> Info:

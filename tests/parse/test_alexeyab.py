@@ -251,3 +251,14 @@ def test_semantic_errors_are_positioned():
         with pytest.raises(DarkconvError, match=what) as info:
             parse_network(base + tail, "x.cfg", dialect="alexeyab")
         assert info.value.span.line > 6, tail
+
+
+def test_dilation_without_matching_padding_is_not_reproducible():
+    # im2col pads by pad*dilation while the output size ignores dilation: Darknet reads leftovers.
+    base = "[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\nsize=3\ndilation=2\n"
+    bad = parse_network(base + "pad=0\n", "d.cfg", dialect="alexeyab")
+    assert bad.layers[0].output == (4, 14, 14)  # what Darknet reports
+    with pytest.raises(UnsupportedError, match="dilation=2") as info:
+        bad.check_buildable()
+    assert info.value.span.line == 8
+    parse_network(base + "pad=1\n", "d.cfg", dialect="alexeyab").check_buildable()
