@@ -64,6 +64,17 @@ class Layer:
     def params(self) -> int:
         return sum(r.count for r in self.records)
 
+    @property
+    def reported(self) -> tuple[Shape, int]:
+        """``(out_c, out_h, out_w), outputs`` as Darknet reports them.  They equal ``output`` /
+        ``outputs`` except with antialiasing, where Darknet reports the stride-1 host layer while
+        the next layer reads the blurred result (``output``; parse_network_cfg_custom)."""
+        host = self.options.get("host_output")
+        if host is None:
+            return self.output, self.outputs
+        c, h, w = host
+        return (c, h, w), c * h * w
+
 
 @dataclass(frozen=True)
 class Network:
@@ -144,8 +155,8 @@ class Network:
                     "index": la.index,
                     "type": la.type,
                     "input": list(la.input),
-                    "output": list(la.output),
-                    "outputs": la.outputs,
+                    "output": list(la.reported[0]),
+                    "outputs": la.reported[1],
                     "params": la.params,
                     "bflops": round(la.bflops, 6),
                 }

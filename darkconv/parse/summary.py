@@ -76,7 +76,7 @@ def format_table(network: Network) -> str:
         c, h, w = layer.input
         lines.append(
             f"{layer.index:5d} {t:<8} {filters:>7}  {info:<14} "
-            f"{_dims(layer.input, c * h * w or layer.inputs)} -> {_dims(layer.output, layer.outputs)}  {bf}"
+            f"{_dims(layer.input, c * h * w or layer.inputs)} -> {_dims(*layer.reported)}  {bf}"
         )
     c, h, w = network.input
     lines.append(

@@ -196,9 +196,13 @@ def test_case_shapes_and_layout_match_alexeyab(case):
     for ours, ref in zip(net.layers, manifest["layers"], strict=True):
         assert ours.type == ref["type"], ours.index
         assert (ours.output, ours.outputs) == _stored_dims(ref), ours.index
+        # build --json and the table show what Darknet reports (the host layer's dims).
+        assert ours.reported == ((ref["out_c"], ref["out_h"], ref["out_w"]), ref["outputs"])
         if "antialias_blur" in ref:
-            host = (ref["out_c"], ref["out_h"], ref["out_w"])
-            assert ours.options["host_output"] == host
+            assert ours.options["antialias_blur"][1:3] == (
+                ref["antialias_blur"]["stride_x"],
+                ref["antialias_blur"]["stride_y"],
+            )
     if "weights_layout" not in manifest:  # pjreddie_cfg_*: pjreddie wrote the file
         return
     layout = {e["index"]: e for e in manifest["weights_layout"]}
@@ -255,7 +259,9 @@ def test_semantic_errors_are_positioned():
 
 def test_dilation_without_matching_padding_is_not_reproducible():
     # im2col pads by pad*dilation while the output size ignores dilation: Darknet reads leftovers.
-    base = "[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\nsize=3\ndilation=2\n"
+    base = (
+        "[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\nsize=3\ndilation=2\n"
+    )
     bad = parse_network(base + "pad=0\n", "d.cfg", dialect="alexeyab")
     assert bad.layers[0].output == (4, 14, 14)  # what Darknet reports
     with pytest.raises(UnsupportedError, match="dilation=2") as info:
