@@ -187,6 +187,7 @@ _KIND_LIST: tuple[Kind, ...] = (
             *_train("shortcut", type_="int"),
             *_COMMON,
         ),
+        impl="rnn_ab",  # input -> hidden -> output (pjreddie: output everywhere)
     ),  # fmt: skip
     Kind("gru", (_o("output", "int", 1, positive=True), _BN, *_COMMON)),
     Kind("lstm", (_o("output", "int", 1, positive=True), _BN, *_COMMON)),
@@ -233,6 +234,7 @@ _KIND_LIST: tuple[Kind, ...] = (
             *_train("shortcut", type_="int"),
             *_COMMON,
         ),
+        impl="crnn_ab",  # output/hidden + conv geometry options (pjreddie: *_filters, 3x3)
     ),
     Kind(
         "connected",
@@ -297,7 +299,8 @@ _KIND_LIST: tuple[Kind, ...] = (
             ),
             *_COMMON,
         ),
-        unbuilt_reason="a training loss layer (contrastive_layer.c) darkconv does not run",
+        # forward_contrastive_layer returns at once at inference: the output stays calloc'd 0.
+        impl="contrastive",
     ),  # fmt: skip
     Kind(
         "route",

@@ -240,6 +240,7 @@ def test_unbuilt_options_parse_but_refuse_a_model():
         net.check_buildable()
     assert info.value.span.line > 0
     load_network("yolov4-tiny").check_buildable()  # nothing unbuilt: no error
+    load_network("yolov4-tiny_contrastive").check_buildable()  # [contrastive] outputs zeros
 
 
 def test_semantic_errors_are_positioned():
