@@ -219,6 +219,25 @@ def _crnn(la: Layer, ctx: Ctx) -> nn.Module:
     )  # fmt: skip
 
 
+def _rnn_ab(la: Layer, ctx: Ctx) -> nn.Module:
+    # AlexeyAB's parse_rnn: input -> hidden, self hidden -> hidden, output hidden -> output.
+    o = la.options
+    return recurrent.RNN(
+        la.inputs, o["output"], ctx.act(la), _b(o["batch_normalize"]), ctx.bn, o["hidden"],
+        ctx.math,
+    )  # fmt: skip
+
+
+def _crnn_ab(la: Layer, ctx: Ctx) -> nn.Module:
+    # AlexeyAB's parse_crnn: "hidden"/"output" filters, the conv geometry from the options.
+    o = la.options
+    kw = _conv_kwargs(o, ctx, ctx.act(la))
+    kw["stride"] = kw["stride_y"] = o["stride"]
+    bn, mode = kw.pop("batch_normalize"), kw.pop("bn_mode")
+    act = kw.pop("activation")
+    return recurrent.CRNN(la.input, o["hidden"], o["output"], act, bn, mode, **kw)
+
+
 Factory = Callable[[Layer, Ctx], nn.Module]
 
 FACTORIES: dict[str, Factory] = {
@@ -312,5 +331,9 @@ FACTORIES: dict[str, Factory] = {
         la.inputs, la.options["output"], _b(la.options["batch_normalize"]), ctx.bn
     ),
     "crnn": _crnn,
+    "rnn_ab": _rnn_ab,
+    "crnn_ab": _crnn_ab,
+    # forward_contrastive_layer returns at once when not training: its output stays all zeros.
+    "contrastive": lambda la, ctx: heads.Cost(la.outputs),
     "conv_lstm": _conv_lstm,
 }

@@ -25,7 +25,8 @@ class _Recurrent(nn.Module):
 
 class RNN(_Recurrent):
     """``[rnn]`` (rnn_layer.c): ``s = input(x) + self(0)`` (+ old state 0 with ``shortcut``),
-    ``out = output(s)``; every sublayer is a connected layer with the rnn's activation and BN."""
+    ``out = output(s)``; every sublayer is a connected layer with the rnn's activation and BN.
+    ``hidden`` (AlexeyAB): the state size of input/self (pjreddie: ``output``)."""
 
     def __init__(
         self,
@@ -34,12 +35,20 @@ class RNN(_Recurrent):
         activation: str = "logistic",
         batch_normalize: bool = False,
         bn_mode: str = "cpu",
+        hidden: int | None = None,
+        math: str = "double",
     ) -> None:
         super().__init__()
-        self.output_size = output
+        hidden = output if hidden is None else hidden
+        self.output_size = hidden
         self.out_shape = (0, 0, 0)
-        for name, n_in in (("input", inputs), ("self", output), ("output", output)):
-            self.add_module(name, Connected(n_in, output, batch_normalize, activation, bn_mode))
+        for name, n_in, n_out in (
+            ("input", inputs, hidden),
+            ("self", hidden, hidden),
+            ("output", hidden, output),
+        ):
+            sub = Connected(n_in, n_out, batch_normalize, activation, bn_mode, math)
+            self.add_module(name, sub)
 
     def forward(self, x: Tensor) -> Tensor:
         state = x.new_zeros(x.shape[0], self.output_size)
@@ -106,7 +115,9 @@ class LSTM(_Recurrent):
 
 class CRNN(_Recurrent):
     """``[crnn]`` (crnn_layer.c): :class:`RNN` with 3x3 pad-1 stride-1 convolutions
-    (``hidden_filters`` for input/self, ``output_filters`` for output)."""
+    (``hidden_filters`` for input/self, ``output_filters`` for output).  AlexeyAB's crnn makes
+    the geometry configurable: ``conv`` overrides the convolutions' keyword arguments (size,
+    stride, padding, groups, dilation, math...)."""
 
     def __init__(
         self,
@@ -116,22 +127,19 @@ class CRNN(_Recurrent):
         activation: str = "logistic",
         batch_normalize: bool = False,
         bn_mode: str = "cpu",
+        **conv: Any,
     ) -> None:
         super().__init__()
         c, h, w = in_shape
-        self.hidden_shape = (hidden_filters, h, w)
-        self.out_shape = (output_filters, h, w)
-        conv = dict(
-            size=3,
-            stride=1,
-            padding=1,
-            batch_normalize=batch_normalize,
-            activation=activation,
-            bn_mode=bn_mode,
-        )
-        self.add_module("input", Convolutional((c, h, w), hidden_filters, **conv))  # type: ignore[arg-type]
-        self.add_module("self", Convolutional(self.hidden_shape, hidden_filters, **conv))  # type: ignore[arg-type]
-        self.add_module("output", Convolutional(self.hidden_shape, output_filters, **conv))  # type: ignore[arg-type]
+        kw: dict[str, Any] = dict(size=3, stride=1, padding=1)
+        kw.update(conv, batch_normalize=batch_normalize, activation=activation, bn_mode=bn_mode)
+        first = Convolutional((c, h, w), hidden_filters, **kw)
+        self.hidden_shape = first.out_shape
+        self.add_module("input", first)
+        self.add_module("self", Convolutional(self.hidden_shape, hidden_filters, **kw))
+        out = Convolutional(self.hidden_shape, output_filters, **kw)
+        self.add_module("output", out)
+        self.out_shape = out.out_shape
 
     def forward(self, x: Tensor) -> Tensor:
         state = x.new_zeros((x.shape[0],) + self.hidden_shape)
