@@ -95,5 +95,5 @@ def choose_dialect(
         first = next((e for e in evidence if e.used), evidence[0])
         return registry.ALEXEYAB, f"alexeyab: {first}"
     if default is not None and default != registry.DEFAULT_DIALECT:
-        return registry.DIALECTS[default], f"{default}: shipped with {default}'s cfg set"
+        return registry.DIALECTS[default], f"{default}: a cfg of {default}'s shipped set"
     return registry.PJREDDIE, "pjreddie: no AlexeyAB-only section, option or activation"

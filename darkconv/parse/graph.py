@@ -9,9 +9,11 @@ position instead of crashing later.  No torch here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -340,8 +342,9 @@ def shipped_cfgs(folder: str | None = None) -> list[str]:
     return sorted(prefix + stem for stem in _set_files(folder))
 
 
-def _shipped_dialect(path: Path) -> str | None:
-    """The dialect of the shipped set ``path`` belongs to (None: not a shipped cfg)."""
+def _shipped_dialect(path: Path, data: bytes) -> str | None:
+    """The dialect of the shipped set ``path`` belongs to, or whose file it is a copy of (bytes
+    equal to exactly one set's file: AlexeyAB's ``cfg/`` copied elsewhere); None otherwise."""
     try:
         parent = path.resolve().parent
     except OSError:
@@ -350,7 +353,18 @@ def _shipped_dialect(path: Path) -> str | None:
         root = shipped_cfg_dir() / folder if folder else shipped_cfg_dir()
         if parent == root.resolve():
             return dialect
-    return None
+    owners = _shipped_digests().get(hashlib.sha256(data).hexdigest(), frozenset())
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
+@lru_cache(maxsize=1)
+def _shipped_digests() -> dict[str, frozenset[str]]:
+    """sha256 of every shipped cfg -> the dialects of the sets holding those bytes."""
+    found: dict[str, set[str]] = {}
+    for folder, dialect in SHIPPED_SETS.items():
+        for path in _set_files(folder).values():
+            found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), set()).add(dialect)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def resolve_cfg(name: str | os.PathLike[str]) -> Path:
@@ -382,11 +396,14 @@ def _close_names(stem: str, shipped: Mapping[str, Path]) -> str | None:
 def load_network(name: str | os.PathLike[str], dialect: str | None = None) -> Network:
     """Parse a cfg file, or a shipped cfg by name (``darknet53``, ``yolov4``, ``alexeyab/yolov3``).
 
-    ``dialect``: ``"pjreddie"``, ``"alexeyab"`` or None to auto-detect (a shipped AlexeyAB cfg
-    that uses nothing AlexeyAB-only is read as AlexeyAB's, its origin)."""
+    ``dialect``: ``"pjreddie"``, ``"alexeyab"`` or None to auto-detect (a shipped AlexeyAB cfg,
+    or a copy of one, that uses nothing AlexeyAB-only is read as AlexeyAB's, its origin)."""
     path = resolve_cfg(name)
     doc = read_cfg(path)
-    return network_from_document(doc, dialect, default_dialect=_shipped_dialect(path))
+    default = None
+    if dialect is None:
+        default = _shipped_dialect(path, path.read_bytes())
+    return network_from_document(doc, dialect, default_dialect=default)
 
 
 def write_network(network: Network) -> str:

@@ -136,9 +136,23 @@ def test_shipped_alexeyab_names():
     assert load_network("yolov3").dialect == "pjreddie"
     ab = load_network("alexeyab/yolov3")
     assert ab.path == str(AB_CFG / "yolov3.cfg") and ab.dialect == "alexeyab"
-    assert ab.dialect_reason == "alexeyab: shipped with alexeyab's cfg set"
+    assert ab.dialect_reason == "alexeyab: a cfg of alexeyab's shipped set"
     with pytest.raises(CfgError, match="not a shipped cfg"):
         load_network("yolov5")
+
+
+def test_a_copy_of_a_shipped_cfg_keeps_its_origin(tmp_path):
+    # AlexeyAB's alexnet.cfg differs from pjreddie's: a copy elsewhere is still AlexeyAB's.
+    copy = tmp_path / "alexnet.cfg"
+    copy.write_bytes((AB_CFG / "alexnet.cfg").read_bytes())
+    assert load_network(copy).dialect == "alexeyab"
+    # darknet53.cfg is the same file in both sets: the default (pjreddie) decides.
+    same = tmp_path / "darknet53.cfg"
+    same.write_bytes((AB_CFG / "darknet53.cfg").read_bytes())
+    assert (AB_CFG / "darknet53.cfg").read_bytes() == (CFG_DIR / "darknet53.cfg").read_bytes()
+    assert load_network(same).dialect == "pjreddie"
+    copy.write_bytes((AB_CFG / "alexnet.cfg").read_bytes() + b"\n")  # not a copy any more
+    assert load_network(copy).dialect == "pjreddie"
 
 
 def test_dialect_override_and_its_errors():
