@@ -44,9 +44,9 @@ BAD = [
     ("whitespace only", "  \n\n", 0, "empty cfg"),
     (
         "unsupported option",
-        NET + CONV + "dilation=2\n",
+        NET + CONV + "dontload=1\n",
         10,
-        "'dilation' of [convolutional] is not supported",
+        "'dontload' of [convolutional] is not supported",
     ),
     ("unsupported section", NET + "[iseg]\n", 5, "[iseg] is not supported"),
     ("trailing text after header", NET + "[maxpool] 2\n", 5, "after the section header"),

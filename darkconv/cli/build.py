@@ -6,14 +6,29 @@ import json
 
 import click
 
-from darkconv.cli.options import device_option
+from darkconv.cli.options import device_option, dialect_option, semantics_options
 
-__all__ = ["build", "echo_warnings"]
+__all__ = ["build", "echo_warnings", "cpu_zero_warnings"]
 
 
 def echo_warnings(items) -> None:
     for w in items:
         click.echo(f"warning: {w}", err=True)
+
+
+def cpu_zero_warnings(network, intended: bool = False) -> list[str]:  # noqa: ANN001 - a Network
+    """One line per layer whose activation the dialect's CPU forward turns into 0."""
+    who = network.facts.darknet
+    what = (
+        "darkconv computes the formula instead (--intended-activations)"
+        if intended
+        else "darkconv does the same; --intended-activations computes the formula"
+    )
+    return [
+        f"layer {i}: {who}'s CPU forward outputs 0 for {act} in [{kind}] "
+        f"(activate() has no case for it); {what}"
+        for i, kind, act in network.cpu_zero_layers()
+    ]
 
 
 @click.command()
@@ -31,7 +46,19 @@ def echo_warnings(items) -> None:
     is_flag=True,
     help="With --fuse: Winograd F(m, 3) for the big 3x3 stride-1 convolutions (implies --fuse).",
 )
-def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winograd: bool) -> None:
+@dialect_option()
+@semantics_options
+def build(
+    cfg: str,
+    as_json: bool,
+    summary: bool,
+    device: str,
+    fuse: bool,
+    winograd: bool,
+    dialect: str | None,
+    intended_activations: bool,
+    nofuse: bool,
+) -> None:
     """Parse CFG (a path or a shipped name like darknet53) and build the network.
 
     Prints a Darknet-style table: index, type, filters, size/stride, input -> output,
@@ -39,8 +66,11 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winog
     """
     from darkconv.parse.graph import load_network
 
-    network = load_network(cfg)
+    network = load_network(cfg, dialect=dialect)
+    # The dialect and why go to stderr: stdout keeps the table / JSON contract.
+    click.echo(f"dialect: {network.dialect_reason}", err=True)
     echo_warnings(network.warnings)
+    echo_warnings(cpu_zero_warnings(network, intended_activations))
     if as_json:
         click.echo(json.dumps(network.summary()))
         return
@@ -54,7 +84,9 @@ def build(cfg: str, as_json: bool, summary: bool, device: str, fuse: bool, winog
 
     dev = pick_device(device)  # an unusable --device fails before any output
     click.echo(format_table(network))
-    model = build_model(network, device=dev)
+    model = build_model(
+        network, device=dev, intended_activations=intended_activations, nofuse=nofuse
+    )
     # Darknet's parameter count is every stored float: weights, biases and BN statistics.
     n = sum(t.numel() for k, t in model.state_dict().items() if k.startswith("layers."))
     click.echo(

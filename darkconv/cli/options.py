@@ -9,7 +9,16 @@ import click
 
 from darkconv.parse.budget import MAX_IMAGE_PIXELS
 
-__all__ = ["DECODERS", "DEVICES", "decoder_option", "device_option", "max_pixels_option"]
+__all__ = [
+    "DECODERS",
+    "DEVICES",
+    "DIALECTS",
+    "decoder_option",
+    "device_option",
+    "dialect_option",
+    "max_pixels_option",
+    "semantics_options",
+]
 
 #: image decoders (:data:`darkconv.apps.imread.DECODERS`; repeated here so --help costs no numpy)
 DECODERS = ("stb", "pillow")
@@ -49,3 +58,38 @@ def decoder_option() -> Callable[[Any], Any]:
         show_default=True,
         help="Image decoder: stb decodes JPEGs bit-exactly as Darknet; pillow is libjpeg-turbo.",
     )
+
+
+#: The Darknets a cfg can be read as (``darkconv.parse.registry.DIALECTS``; kept literal here so
+#: that the CLI's import costs only click).  ``auto``: detect from the cfg.
+DIALECTS = ("auto", "pjreddie", "alexeyab")
+
+
+def dialect_option(help: str | None = None) -> Callable[[Any], Any]:
+    """``--dialect auto|pjreddie|alexeyab``; the command receives ``dialect`` (None for auto)."""
+    return click.option(
+        "--dialect",
+        type=click.Choice(list(DIALECTS)),
+        default="auto",
+        show_default=True,
+        callback=lambda _ctx, _param, value: None if value == "auto" else value,
+        help=help
+        or "Which Darknet's semantics to use: auto detects AlexeyAB's cfgs (build shows why).",
+    )
+
+
+def semantics_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--intended-activations`` and ``--nofuse``: the command receives ``intended_activations``
+    and ``nofuse`` (see :func:`darkconv.nn.builder.build`)."""
+    func = click.option(
+        "--nofuse",
+        is_flag=True,
+        help="AlexeyAB without the weight folding its apps do at load time (weighted [shortcut] "
+        "normalized with relu instead of max(w, .001)).",
+    )(func)
+    return click.option(
+        "--intended-activations",
+        is_flag=True,
+        help="Compute relu6/swish/mish/hard_mish/normalize_channels* where AlexeyAB's CPU forward "
+        "outputs 0 for them (build lists those layers).",
+    )(func)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from darkconv.cli.options import device_option
+from darkconv.cli.options import device_option, dialect_option, semantics_options
 from darkconv.errors import DarkconvError
 
 if TYPE_CHECKING:
@@ -48,11 +48,16 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _load(cfg: str, weights: str, device: str, bn: str) -> DarknetModel:
+def _load(
+    cfg: str, weights: str, device: str, bn: str, dialect: str | None, **semantics: bool
+) -> DarknetModel:
     from darkconv.cli.weights import conv_hint
     from darkconv.nn.builder import load
 
-    return load(cfg, weights, device=device, bn_mode=bn, cutoff=conv_hint(weights))
+    return load(
+        cfg, weights, device=device, bn_mode=bn, cutoff=conv_hint(weights), dialect=dialect,
+        **semantics,
+    )  # fmt: skip
 
 
 def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
@@ -131,7 +136,9 @@ def _write_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
     show_default=True,
     help="Batch norm formula: Darknet CPU (sqrt(var)+1e-6) or GPU (sqrt(var+1e-5)).",
 )
-def run_command(cfg: str, weights: str, input_path: str, output: str, device: str, bn: str) -> None:  # fmt: skip
+@dialect_option()
+@semantics_options
+def run_command(cfg: str, weights: str, input_path: str, output: str, device: str, bn: str, dialect: str | None, **semantics: bool) -> None:  # fmt: skip
     """Run CFG with WEIGHTS on an input and write every layer's output.
 
     Each layer is stored as ``layer_NNN`` (zero-padded Darknet index) in Darknet's flat buffer
@@ -141,7 +148,7 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
     from darkconv.weights.atomic import check_output_path
 
     check_output_path(output)  # fail before the forward pass, not after
-    model = _load(cfg, weights, device, bn)
+    model = _load(cfg, weights, device, bn, dialect, **semantics)
     x = read_input(input_path, model)
     outs = model.darknet_outputs(x)
     _write_npz_atomic(output, outs)
@@ -167,7 +174,9 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
 )
 @device_option(default="auto")
 @click.option("--bn", type=_BN, default="cpu", show_default=True)
-def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol: float, device: str, bn: str) -> None:  # fmt: skip
+@dialect_option()
+@semantics_options
+def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol: float, device: str, bn: str, dialect: str | None, **semantics: bool) -> None:  # fmt: skip
     """Compare every layer with Darknet's outputs; exit 1 on the first mismatch found.
 
     Prints one row per reference layer (layer, type, max relative error, ok) and names the first
@@ -175,7 +184,7 @@ def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol:
     """
     import numpy as np
 
-    model = _load(cfg, weights, device, bn)
+    model = _load(cfg, weights, device, bn, dialect, **semantics)
     x = read_input(input_path, model)
     try:
         refs = np.load(reference, allow_pickle=False)

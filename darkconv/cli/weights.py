@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from darkconv.cli.options import dialect_option
 from darkconv.errors import WeightsError
 
 if TYPE_CHECKING:
@@ -49,19 +50,19 @@ def _stem(path: str) -> str:
     return os.path.splitext(name)[0]
 
 
-def find_cfg(path: str, cfg: str | None) -> tuple[Network, str]:
+def find_cfg(path: str, cfg: str | None, dialect: str | None = None) -> tuple[Network, str]:
     """The network for ``path``, and a note saying where its cfg came from."""
     from darkconv.parse.graph import load_network, shipped_cfgs
 
     if cfg is not None:
-        net = load_network(cfg)
+        net = load_network(cfg, dialect)
         return net, f"cfg {net.path}"
     stem = _stem(path)
     beside = os.path.join(os.path.dirname(path), f"{stem}.cfg")
     if os.path.isfile(beside):
-        return load_network(beside), f"cfg {beside} (found beside the input)"
+        return load_network(beside, dialect), f"cfg {beside} (found beside the input)"
     if stem in shipped_cfgs():
-        net = load_network(stem)
+        net = load_network(stem, dialect)
         return net, f"cfg {net.path} (shipped cfg matching the name {stem!r})"
     raise WeightsError(
         f"no cfg for {path}: neither {beside} nor a shipped cfg named {stem!r} exists",
@@ -78,7 +79,7 @@ def _weights_cutoff(path: str, net: Network) -> tuple[int | None, str | None]:
         return None, None
     try:
         with open(path, "rb") as f:
-            header = read_header(f.read(20))
+            header = read_header(f.read(20), net.dialect)
             size = os.fstat(f.fileno()).st_size
     except (OSError, WeightsError):
         return None, None  # read_weights reports it properly
@@ -119,7 +120,8 @@ def _statedict_cutoff(path: str, sd: dict, net: Network) -> tuple[int | None, st
     default=None,
     help="Only layers < N, like `darknet partial` (darknet53.conv.74 is --cutoff 74).",
 )
-def weights(src: str, dst: str, cfg: str | None, cutoff: int | None) -> None:
+@dialect_option()
+def weights(src: str, dst: str, cfg: str | None, cutoff: int | None, dialect: str | None) -> None:
     """Convert Darknet .weights to a state dict (.pth/.pt/.safetensors), or back.
 
     The direction follows the extensions (.weights, .backup and .conv.N names are Darknet
@@ -145,8 +147,8 @@ def weights(src: str, dst: str, cfg: str | None, cutoff: int | None) -> None:
     from darkconv.weights.statedict import check_output_path
 
     check_output_path(dst)
-    net, cfg_note = find_cfg(src, cfg)
-    click.echo(f"note: using {cfg_note}", err=True)
+    net, cfg_note = find_cfg(src, cfg, dialect)
+    click.echo(f"note: using {cfg_note}; dialect {net.dialect_reason}", err=True)
 
     from darkconv.weights.io import read_weights, write_weights
     from darkconv.weights.statedict import load_state_dict, save_state_dict
@@ -166,9 +168,13 @@ def weights(src: str, dst: str, cfg: str | None, cutoff: int | None) -> None:
             cutoff, note = _statedict_cutoff(dst, sd, net)
         if note:
             click.echo(f"note: {note}", err=True)
-        from darkconv.weights.io import DEFAULT_HEADER, header_from_tensor
+        from darkconv.weights.format import default_header, header_from_tensor
 
-        header = header_from_tensor(sd["header"]) if "header" in sd else DEFAULT_HEADER
+        header = (
+            header_from_tensor(sd["header"], net.dialect)
+            if "header" in sd
+            else default_header(net.dialect)
+        )
         nbytes = write_weights(dst, sd, net, cutoff=cutoff)
     limit = len(net.layers) if cutoff is None else min(cutoff, len(net.layers))
     used = [la for la in net.layers[:limit] if la.records]

@@ -11,9 +11,7 @@ Darknet's ``seen`` counter through a round trip.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,181 +25,16 @@ from darkconv.errors import (
     UnsupportedError,
     is_out_of_memory,
 )
-from darkconv.nn import heads, modules, recurrent, spatial
+from darkconv.nn import modules
+from darkconv.nn.factories import BN_MODE, FACTORIES, Ctx
 from darkconv.parse.budget import check_fits, human_bytes, human_count, parameter_cost
 from darkconv.parse.graph import Layer, Network, load_network
 
 __all__ = ["FACTORIES", "HEAD_TYPES", "DarknetModel", "build", "load", "pick_device"]
 
-HEAD_TYPES = ("yolo", "region", "detection")
+HEAD_TYPES = ("yolo", "Gaussian_yolo", "region", "detection")
 Shape3 = tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class Ctx:
-    network: Network
-    bn_mode: str
-
-    def shape_of(self, index: int) -> Shape3:
-        """The output dims of source ``index`` (-1: the network input)."""
-        return self.network.input if index < 0 else self.network.layers[index].output
-
-
-def _tree_groups(ctx: Ctx, tree: str) -> list[int]:
-    # Darknet opens tree= relative to the working directory; fall back to the cfg's folder.
-    candidates = [Path(tree)]
-    if ctx.network.path and not os.path.isabs(tree):
-        candidates.append(Path(ctx.network.path).parent / tree)
-    for path in candidates:
-        if path.is_file():
-            return heads.read_tree_groups(str(path))
-    raise GraphError(
-        f"softmax tree file {tree!r} not found (looked in the working directory and next to the cfg)"
-    )
-
-
-def _b(v: Any) -> bool:
-    return bool(v)
-
-
-def _conv(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    return modules.Convolutional(
-        la.input, o["filters"], o["size"], o["stride"], o["padding"], o["groups"],
-        _b(o["batch_normalize"]), o["activation"], xnor=_b(o["xnor"]), bn_mode=ctx.bn_mode,
-    )  # fmt: skip
-
-
-def _deconv(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    return modules.Deconvolutional(
-        la.input, o["filters"], o["size"], o["stride"], o["padding"],
-        _b(o["batch_normalize"]), o["activation"], bn_mode=ctx.bn_mode,
-    )  # fmt: skip
-
-
-def _softmax(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    tree, error = None, None
-    if o.get("tree"):
-        try:
-            tree = _tree_groups(ctx, o["tree"])
-        except GraphError as exc:  # the model still builds (shapes, weights); forward raises
-            error = GraphError(f"layer {la.index}: {exc.message}", la.span)
-    return heads.Softmax(la.inputs, o["groups"], o["temperature"], tree, error)
-
-
-def _region(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    return heads.Region(
-        la.input, o["classes"], o["coords"], o["num"], _b(o["softmax"]), _b(o["background"]),
-        o["anchors"] or (), error=UnsupportedError(
-            f"layer {la.index}: [region] with tree= (yolo9000) is not supported: Darknet's CPU "
-            "forward runs its softmax at temperature 0, so its output is not usable", la.span,
-        ) if o.get("tree") else None,
-    )  # fmt: skip
-
-
-def _yolo(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    mask = o["mask"] if o["mask"] is not None else tuple(range(o["num"]))
-    return heads.Yolo(la.input, o["classes"], mask, o["anchors"] or ())
-
-
-def _shortcut(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    prev, src = la.sources
-    return spatial.Shortcut(
-        ctx.shape_of(prev), ctx.shape_of(src), o["activation"], o["alpha"], o["beta"]
-    )
-
-
-def _rnn(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    return recurrent.RNN(
-        la.inputs, o["output"], o["activation"], _b(o["batch_normalize"]), ctx.bn_mode
-    )
-
-
-def _crnn(la: Layer, ctx: Ctx) -> nn.Module:
-    o = la.options
-    return recurrent.CRNN(
-        la.input, o["hidden_filters"], o["output_filters"], o["activation"],
-        _b(o["batch_normalize"]), ctx.bn_mode,
-    )  # fmt: skip
-
-
-Factory = Callable[[Layer, Ctx], nn.Module]
-
-FACTORIES: dict[str, Factory] = {
-    "convolutional": _conv,
-    "deconvolutional": _deconv,
-    "local": lambda la, ctx: modules.Local(
-        la.input,
-        la.options["filters"],
-        la.options["size"],
-        la.options["stride"],
-        la.options["pad"],
-        la.options["activation"],
-    ),  # fmt: skip
-    "connected": lambda la, ctx: modules.Connected(
-        la.inputs,
-        la.options["output"],
-        _b(la.options["batch_normalize"]),
-        la.options["activation"],
-        ctx.bn_mode,
-    ),  # fmt: skip
-    "batchnorm": lambda la, ctx: modules.BatchNormLayer(la.input, ctx.bn_mode),
-    "activation": lambda la, ctx: modules.Activation(la.options["activation"]),
-    "logistic": lambda la, ctx: modules.Activation("logistic"),
-    "dropout": lambda la, ctx: modules.Identity(),
-    "maxpool": lambda la, ctx: spatial.MaxPool(
-        la.input, la.options["size"], la.options["stride"], la.options["padding"]
-    ),
-    "avgpool": lambda la, ctx: spatial.AvgPool(la.input),
-    "route": lambda la, ctx: spatial.Route(la.output),
-    "shortcut": _shortcut,
-    "upsample": lambda la, ctx: spatial.Upsample(
-        la.input, la.options["stride"], la.options["scale"]
-    ),
-    "reorg": lambda la, ctx: spatial.Reorg(
-        la.input,
-        la.options["stride"],
-        _b(la.options["reverse"]),
-        _b(la.options["flatten"]),
-        la.options["extra"],
-    ),  # fmt: skip
-    "crop": lambda la, ctx: spatial.Crop(
-        la.input, la.options["crop_height"], la.options["crop_width"], _b(la.options["noadjust"])
-    ),
-    "l2norm": lambda la, ctx: spatial.L2Norm(la.input),
-    "normalization": lambda la, ctx: spatial.Normalization(
-        la.input,
-        la.options["size"],
-        la.options["alpha"],
-        la.options["beta"],
-        la.options["kappa"],
-    ),  # fmt: skip
-    "softmax": _softmax,
-    "yolo": _yolo,
-    "region": _region,
-    "detection": lambda la, ctx: heads.Detection(
-        la.inputs, la.options["classes"], la.options["side"], _b(la.options["softmax"])
-    ),
-    "cost": lambda la, ctx: heads.Cost(la.inputs),
-    "rnn": _rnn,
-    "gru": lambda la, ctx: recurrent.GRU(
-        la.inputs,
-        la.options["output"],
-        _b(la.options["batch_normalize"]),
-        _b(la.options["tanh"]),
-        ctx.bn_mode,
-    ),  # fmt: skip
-    "lstm": lambda la, ctx: recurrent.LSTM(
-        la.inputs, la.options["output"], _b(la.options["batch_normalize"]), ctx.bn_mode
-    ),
-    "crnn": _crnn,
-}
+BN_REQUESTS = ("cpu", "gpu")  # pjreddie's CPU or GPU build (AlexeyAB: one formula for both)
 
 
 def fixture_shape(layer: Layer, batch: int) -> tuple[int, ...]:
@@ -227,7 +60,8 @@ class DarknetModel(nn.Module):
 
     def __init__(self, network: Network, layers: Sequence[nn.Module]) -> None:
         super().__init__()
-        self.register_buffer("header", torch.tensor([0, 2, 0, 0], dtype=torch.int64))
+        major, minor, revision = network.facts.header  # what this Darknet's save_weights writes
+        self.register_buffer("header", torch.tensor([major, minor, revision, 0], dtype=torch.int64))
         self.network = network
         self.layers = nn.ModuleList(layers)
         self.types = tuple(la.type for la in network.layers)
@@ -242,6 +76,7 @@ class DarknetModel(nn.Module):
         self.inputs = network.inputs
         self.out_dims = tuple((la.output, la.outputs) for la in network.layers)
         self.batch_invariant = True
+        self.bn_formula = network.facts.bn_formula
 
     def __getstate__(self) -> dict[str, Any]:
         # The graph (read-only mappings) does not pickle; the forward does not need it, so a
@@ -260,7 +95,8 @@ class DarknetModel(nn.Module):
         prev = x
         for i, layer in enumerate(self.layers):
             src = self.sources[i]
-            args = tuple(prev if s == i - 1 else x if s < 0 else outs[s] for s in src)
+            # a layer that reads nothing ([implicit]) gets the input, for its batch size
+            args = tuple(prev if s == i - 1 else x if s < 0 else outs[s] for s in src) or (x,)
             prev = layer(*args)
             if keep_all or i in self.keep:
                 outs[i] = prev
@@ -322,9 +158,9 @@ class DarknetModel(nn.Module):
         """Switch every batch norm between Darknet's CPU and GPU formulas."""
         for m in self.modules():
             if isinstance(m, modules.DarknetBatchNorm):
-                if mode not in modules.BN_MODES:
-                    raise DarkconvError(f"bn mode must be one of {modules.BN_MODES}, got {mode!r}")
-                m.mode = mode
+                if mode not in BN_REQUESTS:
+                    raise DarkconvError(f"bn mode must be one of {BN_REQUESTS}, got {mode!r}")
+                m.mode = BN_MODE[(self.bn_formula, mode)]
         return self
 
 
@@ -343,26 +179,38 @@ def build(
     *,
     bn_mode: str = "cpu",
     device: str | torch.device | None = None,
+    dialect: str | None = None,
+    intended_activations: bool = False,
+    nofuse: bool = False,
 ) -> DarknetModel:
-    """Build the torch model of a Network (or a cfg path / shipped cfg name)."""
-    if bn_mode not in modules.BN_MODES:
-        raise DarkconvError(f"bn mode must be one of {modules.BN_MODES}, got {bn_mode!r}")
-    network = (
-        network_or_cfg if isinstance(network_or_cfg, Network) else load_network(network_or_cfg)
-    )
-    ctx = Ctx(network, bn_mode)
+    """Build the torch model of a Network (or a cfg path / shipped cfg name).
+
+    ``dialect`` (``"pjreddie"``/``"alexeyab"``, default: detected from the cfg) picks whose
+    Darknet the numbers follow.  ``intended_activations``: where AlexeyAB's CPU forward outputs 0
+    for an activation its ``activate()`` does not know (relu6 everywhere; swish, mish, hard_mish,
+    normalize_channels* outside the layers that compute them), compute the named formula
+    instead (what the cfg means; the CUDA build for relu6).  ``nofuse``: AlexeyAB's numbers
+    without the weight folding its apps do when loading (``outputs_nofuse`` in the fixtures; only
+    weighted ``[shortcut]`` and ``share_index`` layers can differ by more than rounding)."""
+    if bn_mode not in BN_REQUESTS:
+        raise DarkconvError(f"bn mode must be one of {BN_REQUESTS}, got {bn_mode!r}")
+    network = _network(network_or_cfg, dialect)
+    network.check_buildable()
+    ctx = Ctx(network, bn_mode, intended_activations, nofuse)
     dev = pick_device(device) if device is not None else torch.device("cpu")
     check_parameters_fit(network, dev)
     built = []
     with dev:  # parameters are created on the target device ("meta" allocates nothing)
         for la in network.layers:
-            factory = FACTORIES.get(la.type)
+            factory = FACTORIES.get(la.impl or la.type)
             if factory is None:
                 raise UnsupportedError(
                     f"layer {la.index}: [{la.type}] has no torch implementation", la.span
                 )
             try:
                 built.append(factory(la, ctx))
+            except ValueError as exc:  # a module refusing its geometry: name the layer
+                raise GraphError(f"layer {la.index} [{la.type}]: {exc}", la.span) from None
             except (MemoryError, RuntimeError) as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -370,6 +218,9 @@ def build(
                     f"layer {la.index} ({la.type}): out of memory allocating "
                     f"{human_count(la.params)} parameters on {dev}"
                 ) from None
+        for la, module in zip(network.layers, built, strict=True):
+            if isinstance(module, modules.SharedConvolutional):
+                module.bind(built[la.options["share_index"]])
         model = DarknetModel(network, built)
     return model.eval()
 
@@ -389,6 +240,17 @@ def check_parameters_fit(network: Network, dev: torch.device) -> None:
     check_fits(cost)
 
 
+def _network(network_or_cfg: Network | str | os.PathLike[str], dialect: str | None) -> Network:
+    if not isinstance(network_or_cfg, Network):
+        return load_network(network_or_cfg, dialect=dialect)
+    if dialect is not None and dialect != network_or_cfg.dialect:
+        raise DarkconvError(
+            f"the network was parsed as {network_or_cfg.dialect}; parse it again with "
+            f"dialect={dialect!r} (load_network(..., dialect=...))"
+        )
+    return network_or_cfg
+
+
 def load(
     cfg: Network | str | os.PathLike[str],
     weights: str | os.PathLike[str] | None = None,
@@ -396,15 +258,23 @@ def load(
     *,
     bn_mode: str = "cpu",
     cutoff: int | None = None,
+    dialect: str | None = None,
+    intended_activations: bool = False,
+    nofuse: bool = False,
+    allow_short: bool = False,
 ) -> DarknetModel:
     """Build ``cfg`` and, when given, load weights into it: a Darknet ``.weights`` file (its
     header becomes the model's ``header`` buffer) or a converted ``.pth``/``.safetensors``
     state dict.  ``cutoff=N`` reads a partial file holding layers below N (``darknet
-    partial``); the other layers keep their init, as in Darknet."""
+    partial``); the other layers keep their init, as in Darknet.  ``dialect``,
+    ``intended_activations`` and ``nofuse``: see :func:`build`.  ``allow_short``: read a
+    ``.weights`` file that ends early as Darknet does (:func:`darkconv.weights.io.read_weights`)."""
     from darkconv.weights.io import load_state_dict, read_weights
 
-    network = cfg if isinstance(cfg, Network) else load_network(cfg)
-    model = build(network, bn_mode=bn_mode)
+    network = _network(cfg, dialect)
+    model = build(
+        network, bn_mode=bn_mode, intended_activations=intended_activations, nofuse=nofuse
+    )
     if weights is not None:
         if str(weights).endswith((".pth", ".pt", ".safetensors")):
             state = load_state_dict(weights)
@@ -415,7 +285,7 @@ def load(
                     if not k.startswith("layers.") or int(k.split(".")[1]) < cutoff
                 }
         else:
-            _, state = read_weights(weights, network, cutoff=cutoff)
+            _, state = read_weights(weights, network, cutoff=cutoff, allow_short=allow_short)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or (missing and cutoff is None):
             raise DarkconvError(

@@ -31,19 +31,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from darkconv.nn.activations import activate
 from darkconv.nn.modules import (
+    BN_EPS as _BN_EPS,
+)
+from darkconv.nn.modules import (
+    Blur,
     Connected,
     Convolutional,
     DarknetBatchNorm,
     Deconvolutional,
     ParamHolder,
-    activate,
+    SharedConvolutional,
 )
 
 __all__ = ["fuse_model", "fold_bn", "FusedConvolutional", "FusedConnected", "BN_EPS"]
 
-#: Darknet's epsilons: CPU adds 1e-6 after the square root; the GPU build (cuDNN) adds 1e-5 inside.
-BN_EPS = {"cpu": 1e-6, "gpu": 1e-5}
+#: Darknet's epsilons: pjreddie's CPU adds 1e-6 after the square root; its GPU build (cuDNN) and
+#: AlexeyAB (fuse_conv_batchnorm, network.c) add 1e-5 inside.
+BN_EPS = {mode: eps for mode, (eps, _) in _BN_EPS.items()}
 
 
 def fold_bn(
@@ -65,10 +71,11 @@ def fold_bn(
     if bn is None:
         return weight.detach().clone(), b64.to(weight.dtype)
     mode = mode or bn.mode
-    if mode not in BN_EPS:
-        raise ValueError(f"bn mode must be 'cpu' or 'gpu', got {mode!r}")
+    if mode not in _BN_EPS:
+        raise ValueError(f"bn mode must be one of {tuple(_BN_EPS)}, got {mode!r}")
+    eps, inside = _BN_EPS[mode]
     var = bn.running_var.detach().double()
-    denom = var.sqrt() + BN_EPS["cpu"] if mode == "cpu" else (var + BN_EPS["gpu"]).sqrt()
+    denom = (var + eps).sqrt() if inside else var.sqrt() + eps
     factor = bn.weight.detach().double() / denom
     shape = [1] * weight.dim()
     shape[dim] = n
@@ -78,14 +85,14 @@ def fold_bn(
     return w_new.to(weight.dtype), b_new.to(weight.dtype)
 
 
-def _act_inplace(y: Tensor, name: str) -> Tensor:
+def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
     if name == "linear":
         return y
     if name == "leaky":
         return F.leaky_relu(y, 0.1, inplace=True)
     if name == "relu":
         return F.relu(y, inplace=True)
-    return activate(y, name)
+    return activate(y, name, math)
 
 
 # activations oneDNN applies inside the convolution (a post-op): name -> (attr, scalars)
@@ -101,8 +108,22 @@ def _compiling() -> bool:
     return bool(compiler is not None and compiler.is_compiling())
 
 
+def _conv_params(layer: Convolutional) -> tuple[Tensor, DarknetBatchNorm | None, Tensor | None]:
+    """(weight, bn, bias) that the layer's ``conv -> BN | bias`` uses.  A ``share_index`` layer
+    takes its owner's: fuse_conv_batchnorm (network.c) runs it with the owner's folded weights."""
+    if isinstance(layer, SharedConvolutional):
+        owner = layer.owner
+        if owner.bn is None:
+            return owner.conv.weight, None, owner.conv.bias
+        if layer.owner_bn:
+            return owner.conv.weight, owner.bn, None
+        return owner.conv.weight, None, owner.bn.bias
+    return layer.conv.weight, layer.bn, getattr(layer.conv, "bias", None)
+
+
 class FusedConvolutional(nn.Module):
-    """``act(conv2d(x, w', b'))``: a ``Convolutional`` layer with its BN folded in.
+    """``act(conv2d(x, w', b'))``: a ``Convolutional`` layer with its BN folded in (then the
+    antialiasing blur, if the layer has one).
 
     On the CPU in float32 inference (no autograd) with a linear, leaky or relu activation, the
     weight is reordered once into oneDNN's blocked layout and the activation runs as a post-op of
@@ -115,26 +136,34 @@ class FusedConvolutional(nn.Module):
         super().__init__()
         self.in_shape = layer.in_shape
         self.out_shape = layer.out_shape
+        self.conv_shape = layer.conv_shape
         self.size, self.stride, self.padding = layer.size, layer.stride, layer.padding
+        self.stride_y, self.dilation = layer.stride_y, layer.dilation
         self.groups = layer.groups
-        self.activation = layer.activation
+        self.activation, self.math = layer.activation, layer.math
+        self.blur: Blur | None = layer.blur
         self.bn = None  # same attribute as Convolutional, so code asking "has BN?" still works
-        weight, bias = fold_bn(
-            layer.conv.weight, layer.bn, getattr(layer.conv, "bias", None), 0, mode
-        )
+        raw, bn, bias = _conv_params(layer)
+        weight, bias = fold_bn(raw, bn, bias, 0, mode)
         filters, cg, k, _ = weight.shape
         conv = nn.Conv2d(
-            cg * self.groups, filters, k, self.stride, self.padding, groups=self.groups,
+            cg * self.groups, filters, k, (self.stride_y, self.stride),
+            self.padding * self.dilation, self.dilation, groups=self.groups,
             device=weight.device, dtype=weight.dtype,
         )  # fmt: skip
         with torch.no_grad():
             conv.weight.copy_(weight)
             conv.bias.copy_(bias)  # type: ignore[union-attr]
-        conv.requires_grad_(layer.conv.weight.requires_grad)
+        conv.requires_grad_(raw.requires_grad)
         self.conv = conv
         self.prepack = prepack and self.activation in _ONEDNN_ACT
         self._packed: Tensor | None = None
         self._pack_key: tuple[int, int] | None = None
+
+    def _geometry(self) -> tuple[list[int], list[int], list[int]]:
+        """oneDNN's padding, stride and dilation lists (height first)."""
+        p, d = self.padding * self.dilation, self.dilation
+        return [p, p], [self.stride_y, self.stride], [d, d]
 
     def _packed_weight(self, x: Tensor) -> Tensor | None:
         """The weight reordered once into oneDNN's blocked layout (CPU float32 inference only);
@@ -153,9 +182,8 @@ class FusedConvolutional(nn.Module):
         if self._pack_key != key:
             try:
                 self._packed = torch.ops.mkldnn._reorder_convolution_weight(
-                    w.detach(), [self.padding] * 2, [self.stride] * 2, [1, 1], self.groups,
-                    [x.shape[0], *self.in_shape],
-                )  # fmt: skip
+                    w.detach(), *self._geometry(), self.groups, [x.shape[0], *self.in_shape]
+                )
             except (AttributeError, RuntimeError):  # no oneDNN in this torch build
                 self.prepack = False
                 return None
@@ -169,11 +197,15 @@ class FusedConvolutional(nn.Module):
         packed = self._packed_weight(x)
         if packed is not None:
             attr, scalars = _ONEDNN_ACT[self.activation]
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, packed, self.conv.bias, [self.padding] * 2, [self.stride] * 2, [1, 1],
-                self.groups, attr, scalars, "",
-            )  # fmt: skip
-        return _act_inplace(self.conv(x), self.activation)
+            y = torch.ops.mkldnn._convolution_pointwise(
+                x, packed, self.conv.bias, *self._geometry(), self.groups, attr, scalars, ""
+            )
+        else:
+            y = _act_inplace(self.conv(x), self.activation, self.math)
+        _, oh, ow = self.conv_shape
+        if y.shape[2:] != (oh, ow):  # a dilated conv whose padding disagrees with its out size
+            y = y[:, :, :oh, :ow]
+        return self.blur(y) if self.blur is not None else y
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)  # the packed copy is a cache: never pickled or deep-copied
@@ -191,7 +223,7 @@ class FusedConnected(nn.Module):
         super().__init__()
         self.inputs, self.output = layer.inputs, layer.output
         self.out_shape = layer.out_shape
-        self.activation = layer.activation
+        self.activation, self.math = layer.activation, layer.math
         self.bn = None
         weight, bias = fold_bn(layer.fc.weight, layer.bn, getattr(layer.fc, "bias", None), 0, mode)
         fc = nn.Linear(self.inputs, self.output, device=weight.device, dtype=weight.dtype)
@@ -202,7 +234,8 @@ class FusedConnected(nn.Module):
         self.fc = fc
 
     def forward(self, x: Tensor) -> Tensor:
-        return _act_inplace(self.fc(x.reshape(x.shape[0], self.inputs)), self.activation)
+        y = self.fc(x.reshape(x.shape[0], self.inputs))
+        return _act_inplace(y, self.activation, self.math)
 
     def extra_repr(self) -> str:
         return f"activation={self.activation}"
@@ -227,7 +260,7 @@ def _fold_in_place(layer: Any, attr: str, dim: int, mode: str | None) -> None:
 def _fused(module: nn.Module, mode: str | None, prepack: bool = True) -> nn.Module | None:
     """The replacement for ``module``, or None to keep it (after any in-place fold)."""
     if isinstance(module, Convolutional):
-        if module.xnor:
+        if module.xnor or (module.raw_1x1 and isinstance(module, SharedConvolutional)):
             return None
         if module.raw_1x1:
             _fold_in_place(module, "conv", 0, mode)

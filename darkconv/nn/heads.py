@@ -4,6 +4,7 @@ at inference (no truth, ``train=0``)."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +18,8 @@ __all__ = [
     "Softmax",
     "Yolo",
     "Region",
+    "RegionAB",
+    "GaussianYolo",
     "Detection",
     "Cost",
 ]
@@ -107,10 +110,19 @@ class Softmax(nn.Module):
 
 class Yolo(nn.Module):
     act: Tensor  # which channels get the logistic (a buffer)
+    scaled: Tensor  # which channels scale_x_y moves (a buffer)
 
     """``[yolo]`` (yolo_layer.c forward): a copy of the input with logistic on planes 0, 1 (x, y)
     and 4 .. 4+classes (objectness, classes) of each anchor's ``4+1+classes`` planes; w, h stay
-    raw.  ``mask`` and ``anchors`` are kept for decoding; they do not affect the output."""
+    raw.  AlexeyAB: ``new_coords=1`` applies no logistic at all (the conv before it has
+    ``activation=logistic``); then planes 0, 1 become ``x*scale_x_y - 0.5*(scale_x_y - 1)``
+    (``scal_add_cpu``, identity for the default 1).  ``mask`` and ``anchors`` are kept for
+    decoding; they do not affect the output.  ``math``: the logistic's formula table."""
+
+    # per-anchor plane layout: (planes with logistic unless new_coords, planes scaled by scale_x_y)
+    ENTRIES = 4 + 1
+    LOGISTIC: tuple[int, ...] = (0, 1)  # plus every plane from 4 on
+    SCALED: tuple[int, ...] = (0, 1)
 
     def __init__(
         self,
@@ -118,6 +130,9 @@ class Yolo(nn.Module):
         classes: int,
         mask: Sequence[int],
         anchors: Sequence[float] = (),
+        scale_x_y: float = 1.0,
+        new_coords: bool = False,
+        math: str = "double",
     ) -> None:
         super().__init__()
         c, h, w = in_shape
@@ -125,16 +140,40 @@ class Yolo(nn.Module):
         self.classes, self.n = classes, len(mask)
         self.mask = tuple(int(m) for m in mask)
         self.anchors = tuple(float(a) for a in anchors)
-        entries = 4 + 1 + classes
+        self.scale_x_y, self.new_coords, self.math = float(scale_x_y), bool(new_coords), math
+        entries = self.ENTRIES + classes
         if self.n * entries != c:
-            raise ValueError(f"yolo: {c} channels != {self.n} anchors x (5 + {classes} classes)")
-        act = torch.ones(entries, dtype=torch.bool)
-        act[2:4] = False
+            raise ValueError(
+                f"{type(self).__name__.lower()}: {c} channels != {self.n} anchors x "
+                f"({self.ENTRIES} + {classes} classes)"
+            )
+        act = torch.zeros(entries, dtype=torch.bool)
+        if not self.new_coords:
+            act[list(self.LOGISTIC)] = True
+            act[self.ENTRIES - 1 :] = True
+        scaled = torch.zeros(entries, dtype=torch.bool)
+        scaled[list(self.SCALED)] = True
         self.register_buffer("act", act.repeat(self.n).reshape(1, c, 1, 1), persistent=False)
+        self.register_buffer("scaled", scaled.repeat(self.n).reshape(1, c, 1, 1), persistent=False)
+        # scal_add_cpu(..., l.scale_x_y, -0.5*(l.scale_x_y - 1), ...): the float arguments
+        self._beta = struct.unpack("f", struct.pack("f", -0.5 * (self.scale_x_y - 1.0)))[0]
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.reshape((x.shape[0],) + self.in_shape)
-        return torch.where(self.act, activate(x, "logistic"), x)
+        y = torch.where(self.act, activate(x, "logistic", self.math), x)
+        if self.scale_x_y != 1.0:
+            y = torch.where(self.scaled, y * self.scale_x_y + self._beta, y)
+        return y
+
+
+class GaussianYolo(Yolo):
+    """``[Gaussian_yolo]`` (gaussian_yolo_layer.c forward): ``8+1+classes`` planes per anchor
+    (x mu, x sigma, y mu, y sigma, w mu, w sigma, h mu, h sigma, objectness, classes): logistic
+    on all but the w and h means (planes 4 and 6); ``scale_x_y`` on the x and y means (0, 2)."""
+
+    ENTRIES = 8 + 1
+    LOGISTIC = (0, 1, 2, 3, 5, 7)
+    SCALED = (0, 2)
 
 
 class Region(nn.Module):
@@ -191,6 +230,50 @@ class Region(nn.Module):
                 [out[:, :, :lo], darknet_softmax(y[:, :, lo:hi], 2), out[:, :, hi:]], dim=2
             )
         return out.reshape((b,) + self.in_shape)
+
+
+class RegionAB(nn.Module):
+    """AlexeyAB's ``[region]`` (region_layer.c forward_region_layer): the input is first
+    transposed to cell-major order (``flatten``: ``[h*w][n*(coords+classes+1)]``), then the
+    logistic is applied to entry 4 of each (cell, anchor) only and, with ``softmax``, a softmax
+    over the ``classes`` entries from 5 on; x and y stay raw.  The output keeps the layer's
+    ``(c, h, w)`` shape but holds that cell-major data, as Darknet's buffer does.  ``tree=`` is
+    not supported (the builder passes an ``error``)."""
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        classes: int,
+        coords: int = 4,
+        num: int = 1,
+        softmax: bool = False,
+        anchors: Sequence[float] = (),
+        error: Exception | None = None,
+        math: str = "float",
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.in_shape = self.out_shape = (c, h, w)
+        self.error, self.math = error, math
+        self.classes, self.coords, self.n = classes, coords, num
+        self.softmax = bool(softmax)
+        self.anchors = tuple(float(a) for a in anchors)
+        self.entries = coords + classes + 1
+        if num * self.entries != c:
+            raise ValueError(f"region: {c} channels != {num} x ({coords} + {classes} + 1)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.error is not None:
+            raise self.error
+        b = x.shape[0]
+        c, h, w = self.in_shape
+        y = x.reshape(b, c, h * w).transpose(1, 2).reshape(b, h * w * self.n, self.entries)
+        parts = [y[..., :4], activate(y[..., 4:5], "logistic", self.math)]
+        if self.softmax:
+            parts += [darknet_softmax(y[..., 5 : 5 + self.classes], 2), y[..., 5 + self.classes :]]
+        else:
+            parts.append(y[..., 5:])
+        return torch.cat(parts, dim=2).reshape(b, c, h, w)
 
 
 class Detection(nn.Module):

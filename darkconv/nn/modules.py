@@ -14,14 +14,15 @@ Darknet where every layer reads the previous layer's flat ``l.output``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darkconv.nn.activations import ACTIVATIONS, Activation, Identity, activate
+from darkconv.nn.activations import ACTIVATIONS, Activation, Identity, activate, check_activation
+from darkconv.nn.batchnorm import BN_EPS, BN_MODES, BatchNormLayer, DarknetBatchNorm
 
 __all__ = [
     "ACTIVATIONS",
@@ -36,7 +37,11 @@ __all__ = [
     "Connected",
     "ParamHolder",
     "BN_MODES",
+    "BN_EPS",
     "as_chw",
+    "conv_out",
+    "RAW_1X1_RULES",
+    "SharedConvolutional",
 ]
 
 Shape3 = tuple[int, int, int]
@@ -67,66 +72,6 @@ class ParamHolder(nn.Module):
                 self.register_parameter(name, nn.Parameter(torch.zeros(shape)))
 
 
-# --- batch norm (batchnorm_layer.c, blas.c normalize_cpu) ---------------------------------------
-
-BN_MODES = ("cpu", "gpu")
-
-
-class DarknetBatchNorm(nn.Module):
-    """Inference batch norm with Darknet's rolling statistics.
-
-    ``mode="cpu"`` (default, what the fixtures use): ``(x - mean) / (sqrt(var) + 1e-6)``, as
-    ``normalize_cpu``; ``mode="gpu"``: ``(x - mean) / sqrt(var + 1e-5)`` as cuDNN in the GPU build.
-    Then ``* weight + bias`` (``scale_bias``, ``add_bias``).  ``bias=False`` for ``[batchnorm]``,
-    whose biases Darknet never stores (they stay 0).
-    """
-
-    bias: Tensor | None
-    running_mean: Tensor
-    running_var: Tensor
-
-    def __init__(self, channels: int, bias: bool = True, mode: str = "cpu") -> None:
-        super().__init__()
-        if mode not in BN_MODES:
-            raise ValueError(f"bn mode must be one of {BN_MODES}, got {mode!r}")
-        self.mode = mode
-        if bias:
-            self.bias = nn.Parameter(torch.zeros(channels))
-        else:
-            self.register_parameter("bias", None)
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        view = (-1,) + (1,) * (x.dim() - 2)
-        mean = self.running_mean.reshape(view)
-        var = self.running_var.reshape(view)
-        if self.mode == "cpu":
-            y = (x - mean) / (torch.sqrt(var) + 1e-6)
-        else:
-            y = (x - mean) / torch.sqrt(var + 1e-5)
-        y = y * self.weight.reshape(view)
-        if self.bias is not None:
-            y = y + self.bias.reshape(view)
-        return y
-
-    def extra_repr(self) -> str:
-        return f"{self.weight.shape[0]}, mode={self.mode}"
-
-
-class BatchNormLayer(nn.Module):
-    """``[batchnorm]`` (forward_batchnorm_layer at inference): CPU BN formula, bias 0."""
-
-    def __init__(self, in_shape: Shape3, bn_mode: str = "cpu") -> None:
-        super().__init__()
-        self.in_shape: Shape3 = (in_shape[0], in_shape[1], in_shape[2])
-        self.bn = DarknetBatchNorm(in_shape[0], bias=False, mode=bn_mode)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.bn(as_chw(x, self.in_shape))
-
-
 # --- convolutional (convolutional_layer.c) ------------------------------------------------------
 
 
@@ -135,15 +80,58 @@ def conv_out(size_in: int, size: int, stride: int, padding: int) -> int:
     return int((size_in + 2 * padding - size) / stride) + 1
 
 
+#: Which 1x1 convolutions skip im2col and multiply the raw input buffer (dialect fact
+#: ``conv_raw_1x1``), as a predicate of (stride_x, stride_y, padding, dilation).  Only a
+#: non-trivial geometry makes a difference.  pjreddie: every size-1 conv
+#: (forward_convolutional_layer); AlexeyAB: ``l.size == 1 && l.stride == 1 && l.dilation == 1``
+#: with ``l.stride`` = stride_x, so a 1x1 stride_y-only conv reads the raw buffer.
+RAW_1X1_RULES: dict[str, Callable[[int, int, int, int], bool]] = {
+    "size1": lambda sx, sy, pad, dil: sx != 1 or sy != 1 or pad != 0,
+    "size1_stride_x1_dilation1": lambda sx, sy, pad, dil: (
+        sx == 1 and dil == 1 and (sy != 1 or pad != 0)
+    ),
+}
+
+# The fixed antialiasing blur (make_convolutional_layer, make_maxpool_layer): a depthwise conv
+# with the cfg strides after the stride-1 layer.  size 3: [1,2,1]x[1,2,1]/16, pad 1; size 2:
+# all 1/4, pad 0; no bias, linear.
+_BLUR = {3: [[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16], [1 / 16, 2 / 16, 1 / 16]],
+         2: [[1 / 4, 1 / 4], [1 / 4, 1 / 4]]}  # fmt: skip
+
+
+class Blur(nn.Module):
+    """The antialiasing blur: ``(size, stride_x, stride_y, pad)`` on ``channels`` planes."""
+
+    kernel: Tensor  # the fixed (channels, 1, size, size) weights (a buffer)
+
+    def __init__(self, channels: int, blur: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        size, sx, sy, pad = blur
+        self.stride, self.pad = (sy, sx), pad
+        kernel = torch.tensor(_BLUR[size], dtype=torch.float32).expand(channels, 1, size, size)
+        self.register_buffer("kernel", kernel.contiguous(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.kernel.to(x.dtype)
+        return F.conv2d(x, k, None, self.stride, self.pad, 1, k.shape[0])
+
+
 class Convolutional(nn.Module):
     """``[convolutional]``: ``act(conv(x) + bias)`` or ``act(BN(conv(x)))``.
 
     ``padding`` is the effective pixel padding (``size/2`` when the cfg says ``pad=1``).
-    ``xnor``: weights ``w>0 ? mean|w| : -mean|w|`` per filter (binarize_weights), input
-    ``x>0 ? 1 : -1`` (binarize_cpu), zero padding stays 0.  ``binary`` is a plain float conv on
-    CPU.  Quirk: for ``size == 1`` Darknet skips im2col and multiplies the weights with the group's
-    raw input buffer read as ``[c/groups][out_h*out_w]``, so stride and padding have no
-    geometric meaning there (see :meth:`_raw_1x1_input`).
+    ``stride`` is the horizontal stride (Darknet's ``l.stride`` = ``stride_x``), ``stride_y``
+    the vertical one (default: ``stride``).  ``dilation``: im2col pads by ``padding*dilation``
+    while the output size stays ``(h + 2*padding - size)/stride + 1`` (AlexeyAB).
+    ``antialias`` ``(size, stride_x, stride_y, pad)``: the conv runs at stride 1 and its
+    activated output is blurred (:class:`Blur`); the module returns the blurred result, which is
+    what the next layer reads.  ``xnor``: weights ``w>0 ? mean|w| : -mean|w|`` per filter
+    (binarize_weights), input ``x>0 ? 1 : -1`` (binarize_cpu), zero padding stays 0.  ``binary``
+    is a plain float conv on CPU.  ``raw_1x1`` names the dialect's rule (:data:`RAW_1X1_RULES`)
+    for the 1x1 convs that skip im2col: gemm then reads the group's raw input buffer as
+    ``[c/groups][out_h*out_w]``, so stride and padding lose their geometric meaning there (see
+    :meth:`_raw_1x1_input`).  ``math`` picks the activation formulas (``double``: pjreddie,
+    ``float``: AlexeyAB).
     """
 
     def __init__(
@@ -158,36 +146,61 @@ class Convolutional(nn.Module):
         activation: str = "logistic",
         xnor: bool = False,
         bn_mode: str = "cpu",
+        *,
+        stride_y: int | None = None,
+        dilation: int = 1,
+        antialias: tuple[int, int, int, int] | None = None,
+        math: str = "double",
+        raw_1x1: str = "size1",
+        params: bool = True,
     ) -> None:
         super().__init__()
+        check_activation(activation, math)
         c, h, w = in_shape
+        sy = stride if stride_y is None else stride_y
         self.in_shape = (c, h, w)
-        self.size, self.stride, self.padding, self.groups = size, stride, padding, groups
-        self.out_shape = (
+        self.size, self.stride, self.stride_y = size, stride, sy
+        self.padding, self.groups, self.dilation = padding, groups, dilation
+        self.conv_shape = (
             filters,
-            conv_out(h, size, stride, padding),
+            conv_out(h, size, sy, padding),
             conv_out(w, size, stride, padding),
         )
+        self.blur = Blur(filters, antialias) if antialias else None
+        self.out_shape = self.conv_shape
+        if antialias:
+            bs, bsx, bsy, bp = antialias
+            _, oh, ow = self.conv_shape
+            self.out_shape = (filters, conv_out(oh, bs, bsy, bp), conv_out(ow, bs, bsx, bp))
         self.xnor = bool(xnor)
-        self.activation = activation
-        self.raw_1x1 = size == 1 and (stride != 1 or padding != 0)
+        self.activation, self.math = activation, math
+        self.raw_1x1 = size == 1 and RAW_1X1_RULES[raw_1x1](stride, sy, padding, dilation)
+        self.batch_normalize = bool(batch_normalize)
+        if not params:  # a share_index layer: SharedConvolutional supplies the parameters
+            self.bn: DarknetBatchNorm | None = None
+            return
         wshape = (filters, c // groups, size, size)
         if batch_normalize:
-            self.bn: DarknetBatchNorm | None = DarknetBatchNorm(filters, mode=bn_mode)
+            self.bn = DarknetBatchNorm(filters, mode=bn_mode)
             self.conv = ParamHolder(weight=wshape)
         else:
             self.bn = None
             self.conv = ParamHolder(bias=(filters,), weight=wshape)
         nn.init.kaiming_normal_(self.conv.weight)
 
+    @property
+    def strides(self) -> tuple[int, int]:
+        """(stride_y, stride_x) as torch orders them."""
+        return (self.stride_y, self.stride)
+
     def _raw_1x1_input(self, x: Tensor) -> Tensor:
-        # forward_convolutional_layer with l.size == 1: b = im (no im2col).  The gemm reads the
-        # first (c/groups)*out_h*out_w floats of each group's input block.  Where that runs past
-        # the block Darknet reads the next block / beyond the buffer; we follow the flat buffer and
+        # forward_convolutional_layer without im2col: b = im.  The gemm reads the first
+        # (c/groups)*out_h*out_w floats of each group's input block.  Where that runs past the
+        # block Darknet reads the next block / beyond the buffer; we follow the flat buffer and
         # read zeros past its end.
         c, h, w = self.in_shape
         cg = c // self.groups
-        _, oh, ow = self.out_shape
+        _, oh, ow = self.conv_shape
         flat = x.reshape(x.shape[0], -1)
         need = (self.groups - 1) * cg * h * w + cg * oh * ow
         if need > flat.shape[1]:
@@ -197,6 +210,21 @@ class Convolutional(nn.Module):
         ]
         return torch.cat(blocks, dim=1).reshape(x.shape[0], c, oh, ow)
 
+    def convolve(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """The bare convolution with this layer's geometry (no BN, no activation)."""
+        if self.raw_1x1:
+            return F.conv2d(self._raw_1x1_input(x), weight, bias, 1, 0, 1, self.groups)
+        y = F.conv2d(
+            x, weight, bias, self.strides, self.padding * self.dilation, self.dilation, self.groups
+        )
+        _, oh, ow = self.conv_shape
+        return y if y.shape[2:] == (oh, ow) else y[:, :, :oh, :ow]
+
+    def finish(self, y: Tensor) -> Tensor:
+        """Activation, then the antialiasing blur if any."""
+        y = activate(y, self.activation, self.math)
+        return self.blur(y) if self.blur is not None else y
+
     def forward(self, x: Tensor) -> Tensor:
         x = as_chw(x, self.in_shape)
         weight = self.conv.weight
@@ -204,12 +232,45 @@ class Convolutional(nn.Module):
             scale = weight.abs().mean(dim=(1, 2, 3), keepdim=True)
             weight = torch.where(weight > 0, scale, -scale)
             x = torch.where(x > 0, 1.0, -1.0).to(x.dtype)
-        if self.raw_1x1:
-            y = F.conv2d(self._raw_1x1_input(x), weight, groups=self.groups)
-        else:
-            y = F.conv2d(x, weight, None, self.stride, self.padding, 1, self.groups)
+        y = self.convolve(x, weight)
         y = self.bn(y) if self.bn is not None else y + self.conv.bias.reshape(-1, 1, 1)
-        return activate(y, self.activation)
+        return self.finish(y)
+
+
+class SharedConvolutional(Convolutional):
+    """A ``share_index`` convolution (AlexeyAB): no parameters of its own; it convolves with the
+    weights of the layer it shares (``owner``, bound by the builder with :meth:`bind`) using its
+    own geometry and activation.  ``owner_bn=True`` applies the owner's batch norm (what
+    ``fuse_conv_batchnorm`` produces at load time: the owner's fused weights, this layer's BN
+    switched off; also the unfused result when this layer has BN); ``False`` adds the owner's
+    ``biases`` array (the unfused forward of a sharing layer without BN)."""
+
+    def __init__(self, *args: Any, owner_bn: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, params=False, **kwargs)
+        self.owner_bn = owner_bn
+
+    def bind(self, owner: Convolutional) -> None:
+        # Not a submodule: its parameters belong to (and are saved with) the owner's layer.
+        self.__dict__["_owner"] = owner
+
+    @property
+    def owner(self) -> Convolutional:
+        owner = self.__dict__.get("_owner")
+        if owner is None:
+            raise RuntimeError("share_index convolution used before bind()")
+        return owner
+
+    def forward(self, x: Tensor) -> Tensor:
+        owner = self.owner
+        y = self.convolve(as_chw(x, self.in_shape), owner.conv.weight)
+        if owner.bn is None:
+            y = y + owner.conv.bias.reshape(-1, 1, 1)
+        elif self.owner_bn:
+            y = owner.bn(y)
+        else:
+            assert owner.bn.bias is not None
+            y = y + owner.bn.bias.reshape(-1, 1, 1)
+        return self.finish(y)
 
 
 class Deconvolutional(nn.Module):
@@ -227,10 +288,12 @@ class Deconvolutional(nn.Module):
         batch_normalize: bool = False,
         activation: str = "logistic",
         bn_mode: str = "cpu",
+        math: str = "double",
     ) -> None:
         super().__init__()
         c, h, w = in_shape
         self.in_shape = (c, h, w)
+        self.math = math
         self.stride, self.padding = stride, padding
         self.out_shape = (
             filters,
@@ -251,7 +314,7 @@ class Deconvolutional(nn.Module):
         x = as_chw(x, self.in_shape)
         y = F.conv_transpose2d(x, self.deconv.weight, None, self.stride, self.padding)
         y = self.bn(y) if self.bn is not None else y + self.deconv.bias.reshape(-1, 1, 1)
-        return activate(y, self.activation)
+        return activate(y, self.activation, self.math)
 
 
 class Local(nn.Module):
@@ -272,10 +335,12 @@ class Local(nn.Module):
         stride: int = 1,
         pad: int = 0,
         activation: str = "logistic",
+        math: str = "double",
     ) -> None:
         super().__init__()
         c, h, w = in_shape
         self.in_shape = (c, h, w)
+        self.math = math
         self.size, self.stride, self.pad = size, stride, pad
         oh = (h - (1 if pad else size)) // stride + 1
         ow = (w - (1 if pad else size)) // stride + 1
@@ -299,7 +364,7 @@ class Local(nn.Module):
             cols = flat[:, : k * oh * ow].reshape(x.shape[0], k, oh * ow)
         y = torch.einsum("lnk,bkl->bnl", self.weight.reshape(oh * ow, n, k), cols)
         y = y.reshape(x.shape[0], n, oh, ow) + self.bias
-        return activate(y, self.activation)
+        return activate(y, self.activation, self.math)
 
 
 class Connected(nn.Module):
@@ -315,9 +380,11 @@ class Connected(nn.Module):
         batch_normalize: bool = False,
         activation: str = "logistic",
         bn_mode: str = "cpu",
+        math: str = "double",
     ) -> None:
         super().__init__()
         self.inputs, self.output = inputs, output
+        self.math = math
         self.out_shape = (output, 1, 1)
         self.activation = activation
         if batch_normalize:
@@ -334,7 +401,7 @@ class Connected(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = F.linear(x.reshape(x.shape[0], self.inputs), self.fc.weight)
         y = self.bn(y) if self.bn is not None else y + self.fc.bias
-        return activate(y, self.activation)
+        return activate(y, self.activation, self.math)
 
     def state_dict(
         self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False

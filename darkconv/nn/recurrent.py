@@ -9,11 +9,13 @@ as in the weights file (``input``, ``self``, ``output``; ``wz`` ... ``uh``; ``wi
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from darkconv.nn.modules import Connected, Convolutional, activate
 
-__all__ = ["RNN", "GRU", "LSTM", "CRNN"]
+__all__ = ["RNN", "GRU", "LSTM", "CRNN", "ConvLSTM"]
 
 
 class _Recurrent(nn.Module):
@@ -23,7 +25,8 @@ class _Recurrent(nn.Module):
 
 class RNN(_Recurrent):
     """``[rnn]`` (rnn_layer.c): ``s = input(x) + self(0)`` (+ old state 0 with ``shortcut``),
-    ``out = output(s)``; every sublayer is a connected layer with the rnn's activation and BN."""
+    ``out = output(s)``; every sublayer is a connected layer with the rnn's activation and BN.
+    ``hidden`` (AlexeyAB): the state size of input/self (pjreddie: ``output``)."""
 
     def __init__(
         self,
@@ -32,12 +35,20 @@ class RNN(_Recurrent):
         activation: str = "logistic",
         batch_normalize: bool = False,
         bn_mode: str = "cpu",
+        hidden: int | None = None,
+        math: str = "double",
     ) -> None:
         super().__init__()
-        self.output_size = output
+        hidden = output if hidden is None else hidden
+        self.output_size = hidden
         self.out_shape = (0, 0, 0)
-        for name, n_in in (("input", inputs), ("self", output), ("output", output)):
-            self.add_module(name, Connected(n_in, output, batch_normalize, activation, bn_mode))
+        for name, n_in, n_out in (
+            ("input", inputs, hidden),
+            ("self", hidden, hidden),
+            ("output", hidden, output),
+        ):
+            sub = Connected(n_in, n_out, batch_normalize, activation, bn_mode, math)
+            self.add_module(name, sub)
 
     def forward(self, x: Tensor) -> Tensor:
         state = x.new_zeros(x.shape[0], self.output_size)
@@ -104,7 +115,9 @@ class LSTM(_Recurrent):
 
 class CRNN(_Recurrent):
     """``[crnn]`` (crnn_layer.c): :class:`RNN` with 3x3 pad-1 stride-1 convolutions
-    (``hidden_filters`` for input/self, ``output_filters`` for output)."""
+    (``hidden_filters`` for input/self, ``output_filters`` for output).  AlexeyAB's crnn makes
+    the geometry configurable: ``conv`` overrides the convolutions' keyword arguments (size,
+    stride, padding, groups, dilation, math...)."""
 
     def __init__(
         self,
@@ -114,24 +127,82 @@ class CRNN(_Recurrent):
         activation: str = "logistic",
         batch_normalize: bool = False,
         bn_mode: str = "cpu",
+        **conv: Any,
     ) -> None:
         super().__init__()
         c, h, w = in_shape
-        self.hidden_shape = (hidden_filters, h, w)
-        self.out_shape = (output_filters, h, w)
-        conv = dict(
-            size=3,
-            stride=1,
-            padding=1,
-            batch_normalize=batch_normalize,
-            activation=activation,
-            bn_mode=bn_mode,
-        )
-        self.add_module("input", Convolutional((c, h, w), hidden_filters, **conv))  # type: ignore[arg-type]
-        self.add_module("self", Convolutional(self.hidden_shape, hidden_filters, **conv))  # type: ignore[arg-type]
-        self.add_module("output", Convolutional(self.hidden_shape, output_filters, **conv))  # type: ignore[arg-type]
+        kw: dict[str, Any] = dict(size=3, stride=1, padding=1)
+        kw.update(conv, batch_normalize=batch_normalize, activation=activation, bn_mode=bn_mode)
+        first = Convolutional((c, h, w), hidden_filters, **kw)
+        self.hidden_shape = first.out_shape
+        self.add_module("input", first)
+        self.add_module("self", Convolutional(self.hidden_shape, hidden_filters, **kw))
+        out = Convolutional(self.hidden_shape, output_filters, **kw)
+        self.add_module("output", out)
+        self.out_shape = out.out_shape
 
     def forward(self, x: Tensor) -> Tensor:
         state = x.new_zeros((x.shape[0],) + self.hidden_shape)
         s = self.sub("input")(x) + self.sub("self")(state)
         return self.sub("output")(s)
+
+
+class ConvLSTM(_Recurrent):
+    """AlexeyAB's ``[conv_lstm]`` (conv_lstm_layer.c forward_conv_lstm_layer), one time step from
+    a zero state ``h = c = 0``: ``f = σ(wf(h) + uf(x) [+ vf(c)])``, ``i = σ(wi(h) + ui(x) [+ vi(c)])``,
+    ``g = tanh(wg(h) + ug(x))``, ``c = f*c + i*g``, ``o = σ(wo(h) + uo(x) [+ vo(c)])`` (vo sees the
+    new c), ``h = o * tanh(c)``; the output is h.  Every gate is a convolution with the layer's
+    geometry, activation and batch norm (never fused by Darknet); ``v*`` only with ``peephole``.
+    The zero-state convolutions still contribute their bias/BN offset and activation.
+    ``conv`` holds the keyword arguments shared by every gate's
+    :class:`~darkconv.nn.modules.Convolutional` (size, stride, padding, groups, dilation, BN...).
+    """
+
+    GATES_W = ("wf", "wi", "wg", "wo")
+    GATES_U = ("uf", "ui", "ug", "uo")
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        output: int,
+        peephole: bool = False,
+        math: str = "float",
+        **conv: Any,
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        self.peephole, self.math = bool(peephole), math
+        names = (("vf", "vi", "vo") if peephole else ()) + self.GATES_W + self.GATES_U
+        out: tuple[int, int, int] = (output, h, w)
+        for name in names:  # file order (load_weights: vf vi vo wf wi wg wo uf ui ug uo)
+            ch = c if name.startswith("u") else output
+            gate = Convolutional((ch, h, w), output, math=math, **conv)
+            self.add_module(name, gate)
+            out = gate.out_shape
+        self.state_shape = (output, h, w)
+        self.out_shape = out
+        if out[1:] != (h, w):
+            # w*/v* read the state with the input's h, w (make_conv_lstm_layer asserts equal sizes)
+            raise ValueError(
+                f"conv_lstm: stride/padding change the size {h}x{w} -> {out[1]}x{out[2]}"
+            )
+
+    def _act(self, x: Tensor, name: str) -> Tensor:
+        return activate(x, name, self.math)
+
+    def forward(self, x: Tensor) -> Tensor:
+        zeros = x.new_zeros((x.shape[0], *self.state_shape))
+        g = {n: self.sub(n)(zeros) for n in ("wf", "wi", "wg", "wo")}
+        g.update({n: self.sub(n)(x) for n in self.GATES_U})
+        f = g["wf"] + g["uf"]
+        i = g["wi"] + g["ui"]
+        if self.peephole:  # vf, vi see the old cell state (zeros)
+            f = f + self.sub("vf")(zeros)
+            i = i + self.sub("vi")(zeros)
+        f, i = self._act(f, "logistic"), self._act(i, "logistic")
+        cell = f * zeros + i * self._act(g["wg"] + g["ug"], "tanh")
+        o = g["wo"] + g["uo"]
+        if self.peephole:
+            o = o + self.sub("vo")(cell)
+        o = self._act(o, "logistic")
+        return o * self._act(cell, "tanh")

@@ -13,10 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darkconv.nn.modules import activate, as_chw, shape3
+from darkconv.nn.modules import Blur, activate, as_chw, conv_out, shape3
 
 __all__ = [
     "MaxPool",
+    "LocalAvgPool",
+    "Reorg3d",
     "AvgPool",
     "Route",
     "Shortcut",
@@ -31,29 +33,100 @@ Shape3 = tuple[int, int, int]
 FLT_MAX = 3.4028234663852886e38
 
 
+def _window_pad(
+    x: Tensor, in_hw: tuple[int, int], out_hw: tuple[int, int], size: int,
+    strides: tuple[int, int], padding: int, value: float,
+) -> Tensor:  # fmt: skip
+    """Pad for Darknet's pooling windows: they start at ``-padding/2`` and the last one may run
+    past the bottom/right edge; ``value`` fills what lies outside the image."""
+    (h, w), (oh, ow), (sy, sx) = in_hw, out_hw, strides
+    off = padding // 2
+    right = max(0, (ow - 1) * sx + size - w - off)
+    bottom = max(0, (oh - 1) * sy + size - h - off)
+    if off or right or bottom:
+        x = F.pad(x, (off, right, off, bottom), value=value)
+    return x
+
+
 class MaxPool(nn.Module):
     """``[maxpool]`` (maxpool_layer.c).  ``padding`` is the TOTAL padding; output
-    ``(w + padding - size)/stride + 1``; windows start at ``-padding/2``; cells outside the image
-    count as ``-FLT_MAX`` (so an all-padding window outputs -3.4028235e38)."""
+    ``(w + padding - size)/stride_x + 1``; windows start at ``-padding/2``; cells outside the
+    image count as ``-FLT_MAX`` (so an all-padding window outputs -3.4028235e38).  ``stride`` is
+    the horizontal stride, ``stride_y`` the vertical one (AlexeyAB; default ``stride``).
+    ``out_channels`` (AlexeyAB ``maxpool_depth=1``): size and stride are ignored and output plane
+    ``g`` is the max over input channels ``g, g+out_channels, ...``.  ``antialias``: max at
+    stride 1, then the fixed blur (:class:`~darkconv.nn.modules.Blur`)."""
 
-    def __init__(self, in_shape: Shape3, size: int, stride: int, padding: int) -> None:
+    def __init__(
+        self,
+        in_shape: Shape3,
+        size: int,
+        stride: int,
+        padding: int,
+        *,
+        stride_y: int | None = None,
+        out_channels: int | None = None,
+        antialias: tuple[int, int, int, int] | None = None,
+    ) -> None:
         super().__init__()
         c, h, w = in_shape
+        sy = stride if stride_y is None else stride_y
         self.in_shape = (c, h, w)
-        self.size, self.stride, self.padding = size, stride, padding
-        self.out_shape = (c, (h + padding - size) // stride + 1, (w + padding - size) // stride + 1)
+        self.size, self.stride, self.stride_y, self.padding = size, stride, sy, padding
+        self.depth = out_channels
+        if out_channels:
+            self.out_shape: Shape3 = (out_channels, h, w)
+        else:
+            self.out_shape = (c, (h + padding - size) // sy + 1, (w + padding - size) // stride + 1)
+        self.pool_shape = self.out_shape
+        self.blur = Blur(c, antialias) if antialias else None
+        if antialias:
+            bs, bsx, bsy, bp = antialias
+            _, oh, ow = self.out_shape
+            self.out_shape = (c, conv_out(oh, bs, bsy, bp), conv_out(ow, bs, bsx, bp))
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_chw(x, self.in_shape)
-        _, h, w = self.in_shape
+        if self.depth:
+            # forward_maxpool_layer, maxpool_depth: channels k = g, g+out_channels, ... per plane
+            b, c, h, w = x.shape
+            groups = -(-c // self.depth)
+            x = F.pad(x, (0, 0, 0, 0, 0, groups * self.depth - c), value=-FLT_MAX)
+            return x.reshape(b, groups, self.depth, h, w).amax(dim=1)
+        _, oh, ow = self.pool_shape
+        strides = (self.stride_y, self.stride)
+        x = _window_pad(x, self.in_shape[1:], (oh, ow), self.size, strides, self.padding, -FLT_MAX)
+        y = F.max_pool2d(x, self.size, strides)[:, :, :oh, :ow]
+        return self.blur(y) if self.blur is not None else y
+
+
+class LocalAvgPool(nn.Module):
+    """``[local_avgpool]`` (AlexeyAB, forward_local_avgpool_layer): maxpool's windows, strides
+    and defaults, each output the float average of the window's cells inside the image."""
+
+    def __init__(
+        self, in_shape: Shape3, size: int, stride: int, padding: int, stride_y: int | None = None
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        sy = stride if stride_y is None else stride_y
+        self.in_shape = (c, h, w)
+        self.size, self.stride, self.stride_y, self.padding = size, stride, sy, padding
+        self.out_shape = (c, (h + padding - size) // sy + 1, (w + padding - size) // stride + 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = as_chw(x, self.in_shape)
         _, oh, ow = self.out_shape
-        off = self.padding // 2
-        right = max(0, (ow - 1) * self.stride + self.size - w - off)
-        bottom = max(0, (oh - 1) * self.stride + self.size - h - off)
-        if off or right or bottom:
-            x = F.pad(x, (off, right, off, bottom), value=-FLT_MAX)
-        y = F.max_pool2d(x, self.size, self.stride)
-        return y[:, :, :oh, :ow]
+        strides = (self.stride_y, self.stride)
+        ones = torch.ones_like(x[:1, :1])
+        sums, counts = (
+            F.avg_pool2d(
+                _window_pad(t, self.in_shape[1:], (oh, ow), self.size, strides, self.padding, 0.0),
+                self.size, strides, divisor_override=1,
+            )[:, :, :oh, :ow]
+            for t in (x, ones)
+        )  # fmt: skip
+        return sums / counts
 
 
 class AvgPool(nn.Module):
@@ -73,13 +146,28 @@ class AvgPool(nn.Module):
 class Route(nn.Module):
     """``[route]`` (route_layer.c): concatenates the sources' flat buffers in the listed order.
     When every source has the first one's h and w this is a channel concat; otherwise Darknet
-    reports dims 0 and the output is the flat ``(B, outputs)`` vector."""
+    reports dims 0 and the output is the flat ``(B, outputs)`` vector.  AlexeyAB's ``groups``:
+    each source's flat buffer is cut into ``groups`` equal parts and part ``group_id`` is taken
+    (a channel split when the channels divide)."""
 
-    def __init__(self, out_shape: Shape3) -> None:
+    def __init__(self, out_shape: Shape3, groups: int = 1, group_id: int = 0) -> None:
         super().__init__()
         self.out_shape = tuple(out_shape)
+        self.groups, self.group_id = groups, group_id
+
+    def _part(self, x: Tensor) -> Tensor:
+        if self.groups == 1:
+            return x
+        b, g, k = x.shape[0], self.groups, self.group_id
+        if x.dim() == 4 and x.shape[1] % g == 0:
+            n = x.shape[1] // g
+            return x[:, k * n : (k + 1) * n]
+        flat = x.reshape(b, -1)
+        n = flat.shape[1] // g
+        return flat[:, k * n : (k + 1) * n]
 
     def forward(self, *xs: Tensor) -> Tensor:
+        xs = tuple(self._part(x) for x in xs)
         b = xs[0].shape[0]
         c, h, w = self.out_shape
         if c and h and w and all(x.dim() == 4 and x.shape[2:] == (h, w) for x in xs):
@@ -102,8 +190,10 @@ class Shortcut(nn.Module):
         activation: str = "linear",
         alpha: float = 1.0,
         beta: float = 1.0,
+        math: str = "double",
     ) -> None:
         super().__init__()
+        self.math = math
         self.in_shape = shape3(in_shape)
         self.from_shape = shape3(from_shape)
         self.out_shape = self.in_shape
@@ -129,7 +219,7 @@ class Shortcut(nn.Module):
             y[:, : self.minc, : self.minh * sa : sa, : self.minw * sa : sa] = self._combine(
                 part, add
             )
-        return activate(y, self.activation)
+        return activate(y, self.activation, self.math)
 
     def _combine(self, out: Tensor, add: Tensor) -> Tensor:
         if self.alpha == 1.0 and self.beta == 1.0:
@@ -210,6 +300,39 @@ class Reorg(nn.Module):
         else:
             y = x.reshape(b, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)
         return y.reshape((b,) + self.out_shape)
+
+
+class Reorg3d(nn.Module):
+    """``[reorg3d]`` (AlexeyAB reorg_layer.c, blas.c reorg_cpu).  Forward: true space-to-depth,
+    ``out[(dy*s+dx)*C + c, j, i] = x[c, j*s+dy, i*s+dx]``.  ``reverse``: ``reorg_cpu`` runs
+    with the layer's (larger) output dims, so it reads ``in_c = c/s^4`` channels and the result is
+    the permutation ``out[c2, j*s+o/s, i*s+o%s] = x[o*in_c + c2, j, i]`` over the flat
+    buffers, with ``(out_c, H, W)`` the output dims viewed as ``(s*s, in_c, H, W)``."""
+
+    def __init__(self, in_shape: Shape3, stride: int = 2, reverse: bool = False) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        s = stride
+        self.in_shape, self.s, self.reverse = (c, h, w), s, bool(reverse)
+        if reverse:
+            self.out_shape: Shape3 = (c // (s * s), h * s, w * s)
+            if self.out_shape[0] < s * s:  # in_c = 0: Darknet divides by zero (SIGFPE)
+                raise ValueError(f"reorg3d reverse: {c} channels is not divisible by {s}^4")
+        else:
+            self.out_shape = (c * s * s, h // s, w // s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, s = x.shape[0], self.s
+        oc, oh, ow = self.out_shape
+        if self.reverse:
+            in_c = oc // (s * s)
+            flat = x.reshape(b, -1)[:, : s * s * in_c * oh * ow]
+            y = flat.reshape(b, s, s, in_c, oh, ow).permute(0, 3, 4, 1, 5, 2)
+        else:
+            c, h, w = self.in_shape
+            y = as_chw(x, self.in_shape)[:, :, : oh * s, : ow * s]
+            y = y.reshape(b, c, oh, s, ow, s).permute(0, 3, 5, 1, 2, 4)
+        return y.reshape(b, oc, oh, ow)
 
 
 class Crop(nn.Module):

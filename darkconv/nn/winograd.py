@@ -142,7 +142,10 @@ class WinogradConvolutional(FusedConvolutional):
             raise ValueError(
                 "Winograd F(m, 3) needs a fused float 3x3, stride 1, padding 1, one-group layer"
             )
-        for attr in ("in_shape", "out_shape", "size", "stride", "padding", "groups", "activation"):
+        for attr in (
+            "in_shape", "out_shape", "conv_shape", "size", "stride", "stride_y", "padding",
+            "dilation", "groups", "activation", "math", "blur",
+        ):  # fmt: skip
             setattr(self, attr, getattr(fused, attr))
         self.bn = None
         self.conv = fused.conv
@@ -222,11 +225,11 @@ class WinogradConvolutional(FusedConvolutional):
         assert bias is not None  # a fused convolution always carries the folded bias
         if compiling:
             y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias
-            return activate(y, self.activation).permute(0, 3, 1, 2)
+            return activate(y, self.activation, self.math).permute(0, 3, 1, 2)
         out = x.new_empty(b, th, m, tw, m, co)
         torch.add(y, bias, out=out)
         out = out.view(b, th * m, tw * m, co)[:, :h, :w].permute(0, 3, 1, 2)
-        return _act_inplace(out, self.activation)
+        return _act_inplace(out, self.activation, self.math)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -238,10 +241,13 @@ class WinogradConvolutional(FusedConvolutional):
 
 
 def eligible(module: nn.Module) -> TypeGuard[FusedConvolutional]:
-    """A fused float 3x3, stride 1, padding 1, one-group convolution (not yet Winograd)."""
+    """A fused float 3x3, stride 1, padding 1, undilated one-group convolution without an
+    antialiasing blur (not yet Winograd)."""
     return (
         type(module) is FusedConvolutional
-        and (module.size, module.stride, module.padding, module.groups) == (3, 1, 1, 1)
+        and (module.size, module.stride, module.stride_y, module.padding) == (3, 1, 1, 1)
+        and (module.groups, module.dilation) == (1, 1)
+        and module.blur is None
         and module.conv.weight.is_floating_point()
     )
 

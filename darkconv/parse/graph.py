@@ -9,21 +9,22 @@ position instead of crashing later.  No torch here.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from darkconv.errors import CfgError, GraphError, Span, UnsupportedError
-from darkconv.parse import registry
+from darkconv.parse import registry, shapes, shapes_alexeyab
 from darkconv.parse.cfg import CfgDocument, Section, parse_cfg, read_cfg, write_sections
-from darkconv.parse.shapes import RULES, Ctx, Record
-
-# fail(message, key=None): raise a GraphError positioned at the option `key` (or the section).
-Fail = Callable[..., NoReturn]
+from darkconv.parse.dialect import choose_dialect
+from darkconv.parse.kinds import Dialect, Kind
+from darkconv.parse.resolve import fixup, resolve
+from darkconv.parse.shapes import Ctx, Record
 
 __all__ = [
     "Layer",
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 Shape = tuple[int, int, int]
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 HEADER_BYTES = 20  # save_weights(): int32 major, minor, revision + uint64 seen
 
 
@@ -59,10 +58,24 @@ class Layer:
     cfg: tuple[tuple[str, str], ...]  # the options as written (first value of each key)
     unused: tuple[str, ...] = ()  # keys present but irrelevant at inference
     span: Span = field(default=Span(), compare=False)
+    impl: str = ""  # the formula the torch side runs (Kind.impl); "" means the type
+    # Options or sections sized exactly but without a torch forward: (what, where).
+    unbuilt: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
 
     @property
     def params(self) -> int:
         return sum(r.count for r in self.records)
+
+    @property
+    def reported(self) -> tuple[Shape, int]:
+        """``(out_c, out_h, out_w), outputs`` as Darknet reports them.  They equal ``output`` /
+        ``outputs`` except with antialiasing, where Darknet reports the stride-1 host layer while
+        the next layer reads the blurred result (``output``; parse_network_cfg_custom)."""
+        host = self.options.get("host_output")
+        if host is None:
+            return self.output, self.outputs
+        c, h, w = host
+        return (c, h, w), c * h * w
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,34 @@ class Network:
     net_cfg: tuple[tuple[str, str], ...]
     path: str | None = field(default=None, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    dialect: str = registry.DEFAULT_DIALECT
+    dialect_reason: str = field(default="", compare=False)
+
+    @property
+    def facts(self) -> Dialect:
+        """The dialect's facts (batch-norm formula, header, activations...): registry data."""
+        return registry.DIALECTS[self.dialect]
+
+    def cpu_zero_layers(self) -> tuple[tuple[int, str, str], ...]:
+        """``(index, type, activation)`` of every layer whose activation this Darknet's CPU
+        forward turns into 0 (``activate()`` has no case for it, activations.c)."""
+        facts = self.facts
+        return tuple(
+            (la.index, la.type, act)
+            for la in self.layers
+            if isinstance(act := la.options.get("activation"), str)
+            and facts.cpu_outputs_zero(la.type, act)
+        )
+
+    def check_buildable(self) -> None:
+        """Raise a positioned UnsupportedError for the first option darkconv cannot run."""
+        for layer in self.layers:
+            for what, span in layer.unbuilt:
+                raise UnsupportedError(
+                    f"layer {layer.index}: {what} has no darkconv forward pass "
+                    "(shapes, parameters and weights conversion work; building a model does not)",
+                    span,
+                )
 
     @property
     def output_index(self) -> int:
@@ -89,6 +130,14 @@ class Network:
 
     @property
     def bflops(self) -> float:
+        if self.facts.bflops_total == "float32":
+            # parse_network_cfg_custom: float bflops += l.bflops (both float).
+            import numpy as np
+
+            total = np.float32(0)
+            for layer in self.layers:
+                total = np.float32(total + np.float32(layer.bflops))
+            return float(total)
         return sum(layer.bflops for layer in self.layers)
 
     def weights_bytes(self, cutoff: int | None = None) -> int:
@@ -108,8 +157,8 @@ class Network:
                     "index": la.index,
                     "type": la.type,
                     "input": list(la.input),
-                    "output": list(la.output),
-                    "outputs": la.outputs,
+                    "output": list(la.reported[0]),
+                    "outputs": la.reported[1],
                     "params": la.params,
                     "bflops": round(la.bflops, 6),
                 }
@@ -121,93 +170,39 @@ class Network:
         }
 
 
-# ---------------------------------------------------------------- option values
-
-
-def _number(
-    opt: registry.Opt,
-    raw: str,
-    span: Span,
-    warnings: list[str],
-    pattern: re.Pattern[str],
-    what: str,
-) -> int | float:
-    """C's atoi/atof: read a leading number, warn about what follows it."""
-    m = pattern.match(raw)
-    if not m:
-        raise CfgError(f"{opt.name}={raw!r}: expected {what}", span)
-    if m.end() != len(raw):
-        warnings.append(
-            f"{span}: {opt.name}={raw!r}: trailing {raw[m.end() :]!r} ignored "
-            f"(Darknet reads {m.group()!r})"
-        )
-    return int(m.group()) if pattern is _INT else float(m.group())
-
-
-def _value(opt: registry.Opt, raw: str, span: Span, warnings: list[str]) -> Any:
-    if opt.type == "int":
-        v = _number(opt, raw, span, warnings, _INT, "an integer")
-        if opt.positive and v <= 0:
-            raise GraphError(f"{opt.name}={v}: must be positive", span)
-        return v
-    if opt.type == "float":
-        return _number(opt, raw, span, warnings, _FLOAT, "a number")
-    if opt.type in ("ints", "floats"):
-        pat, what = (_INT, "integers") if opt.type == "ints" else (_FLOAT, "numbers")
-        parts = raw.split(",")
-        if parts and parts[-1] == "":  # "1,2," : a trailing comma is harmless
-            parts = parts[:-1]
-        return tuple(_number(opt, p, span, warnings, pat, f"comma-separated {what}") for p in parts)
-    if opt.type == "act" and raw not in registry.ACTIVATIONS:
-        # get_activation(): "Couldn't find activation function ..., going with ReLU".
-        warnings.append(f"{span}: unknown activation {raw!r}: Darknet uses relu")
-        return "relu"
-    return raw
-
-
-def _resolve(
-    kind: registry.Kind, section: Section, warnings: list[str]
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    if kind.unsupported_reason:
-        raise UnsupportedError(
-            f"[{section.name}] is not supported: {kind.unsupported_reason}", section.span
-        )
-    values: dict[str, Any] = {
-        o.name: o.default for o in kind.options if o.cls != registry.UNSUPPORTED
-    }
-    unused: list[str] = []
-    for option in section.options:
-        spec = kind.option(option.key)
-        if spec is None:
-            warnings.append(
-                f"{option.span.path}:{option.span.line}: unused field {option.key!r} in [{section.name}]"
-            )
-            unused.append(option.key)
-        elif spec.cls == registry.UNSUPPORTED:
-            raise UnsupportedError(
-                f"option {option.key!r} of [{kind.name}] is not supported by darkconv "
-                "(it changes what the layer computes or how weights are stored)",
-                option.span,
-            )
-        elif spec.cls == registry.TRAIN:
-            unused.append(option.key)
-        else:
-            values[option.key] = _value(spec, option.value, option.span, warnings)
-    return values, tuple(unused)
-
-
 # ---------------------------------------------------------------- the network
 
 
+class _Failer:
+    """Positioned errors (and warnings) for one section: ``fail(msg, key)`` / ``fail.warn``."""
+
+    def __init__(self, section: Section, index: int, kind: str, warnings: list[str]) -> None:
+        self.section, self.index, self.kind, self.warnings = section, index, kind, warnings
+
+    def span(self, key: str | None) -> Span:
+        opt = self.section.get(key) if key else None
+        return opt.span if opt is not None else self.section.span
+
+    def __call__(self, msg: str, key: str | None = None) -> NoReturn:
+        raise GraphError(f"layer {self.index} [{self.kind}]: {msg}", self.span(key))
+
+    def warn(self, msg: str, key: str | None = None) -> None:
+        self.warnings.append(f"{self.span(key)}: layer {self.index} [{self.kind}]: {msg}")
+
+
+_RULES = {"pjreddie": shapes.RULES, "alexeyab": shapes_alexeyab.RULES}
+
+
 def _net_options(
-    doc: CfgDocument, warnings: list[str]
+    doc: CfgDocument, warnings: list[str], facts: Dialect
 ) -> tuple[Section, dict[str, Any], tuple[int, int, int], int]:
     if not doc.sections:
         raise CfgError("no sections: a cfg starts with [net]", Span(doc.path, 1))
     first = doc.sections[0]
-    if registry.ALIASES.get(first.name) != "net":
+    kind = facts.kind_for(first.name)
+    if kind is None or kind.name != "net":
         raise CfgError(f"first section must be [net], got [{first.name}]", first.span)
-    net, _ = _resolve(registry.NET, first, warnings)
+    net = resolve(kind, first, warnings, facts).values
     c, h, w = net["channels"], net["height"], net["width"]
     inputs = net["inputs"] if net["inputs"] is not None else h * w * c
     # parse_net_options(): "No input parameters supplied".
@@ -218,70 +213,42 @@ def _net_options(
     return first, net, (c, h, w), inputs
 
 
-def _fixup(kind: str, o: dict[str, Any], index: int, fail: Fail) -> None:
-    """Defaults that depend on other options, and indices that count back."""
-    if kind in ("convolutional", "deconvolutional") and o["pad"]:
-        o["padding"] = o["size"] // 2  # pad=1 overrides padding=
-    elif kind == "maxpool":
-        if o["size"] is None:
-            o["size"] = o["stride"]
-        if o["padding"] is None:
-            o["padding"] = o["size"] - 1
-    elif kind == "route":
-        if not o["layers"]:
-            fail("route needs layers=", "layers")
-        o["layers"] = tuple(_back(i, index, fail, "layers") for i in o["layers"])
-    elif kind == "shortcut":
-        if o["from"] is None:
-            fail("shortcut needs from=", None)
-        o["from"] = _back(o["from"], index, fail, "from")
-    elif kind in ("yolo", "region"):
-        n = o["num"]
-        if kind == "yolo" and o["mask"] is not None:
-            bad = [m for m in o["mask"] if not 0 <= m < n]
-            if bad:
-                fail(f"mask index {bad[0]} is out of range for num={n} anchors", "mask")
-        anchors = o["anchors"] or ()
-        if len(anchors) > 2 * n:
-            fail(f"{len(anchors)} anchor values but num={n} holds {2 * n}", "anchors")
-        # make_yolo_layer()/make_region_layer() fill biases with .5 before reading anchors.
-        o["anchors"] = tuple(anchors) + (0.5,) * (2 * n - len(anchors))
+def _kind(facts: Dialect, section: Section, index: int) -> Kind:
+    kind = facts.kind_for(section.name)
+    if kind is None or kind.name == "net":
+        what = "a second [net]" if kind else f"unknown section [{section.name}]"
+        hint = None if kind else resolve_hint(facts, section.name)
+        raise CfgError(f"{what} (layer {index}, {facts.name} dialect)", section.span, hint=hint)
+    return kind
 
 
-def _back(i: int, index: int, fail: Fail, key: str) -> int:
-    j = index + i if i < 0 else i
-    if not 0 <= j < index:
-        where = "a later layer" if j >= index else "before the first layer"
-        fail(f"{key}={i} points to layer {j}, {where} (this is layer {index})", key)
-    return j
+def resolve_hint(facts: Dialect, name: str) -> str | None:
+    from darkconv.parse.resolve import _other_dialect_hint
+
+    return _other_dialect_hint(facts, name, None)
 
 
-def network_from_document(doc: CfgDocument) -> Network:
+def network_from_document(
+    doc: CfgDocument, dialect: str | None = None, *, default_dialect: str | None = None
+) -> Network:
+    """Build the :class:`Network` for ``doc``; ``dialect`` None auto-detects (:func:`choose_dialect`)."""
+    facts, reason = choose_dialect(doc, dialect, default_dialect)
+    rules = _RULES[facts.name]
     warnings = list(doc.warnings)
-    first, net, chw, inputs = _net_options(doc, warnings)
+    first, net, chw, inputs = _net_options(doc, warnings, facts)
     c, h, w = chw
     layers: list[Layer] = []
     for section in doc.sections[1:]:
         index = len(layers)
-        kind = registry.kind_for(section.name)
-        if kind is None or kind.name == "net":
-            what = "a second [net]" if kind else f"unknown section [{section.name}]"
-            raise CfgError(f"{what} (layer {index})", section.span)
-        opts, unused = _resolve(kind, section, warnings)
+        kind = _kind(facts, section, index)
+        res = resolve(kind, section, warnings, facts)
+        opts = res.values
 
-        def fail(
-            msg: str,
-            key: str | None = None,
-            _s: Section = section,
-            _i: int = index,
-            _k: str = kind.name,
-        ) -> NoReturn:
-            opt = _s.get(key) if key else None
-            raise GraphError(f"layer {_i} [{_k}]: {msg}", opt.span if opt else _s.span)
-
-        _fixup(kind.name, opts, index, fail)
+        fail = _Failer(section, index, kind.name, warnings)
+        fixup(kind.name, opts, index, fail, facts)
         ctx = Ctx(index, c, h, w, inputs, tuple(layers), fail)
-        info = RULES[kind.name](opts, ctx)
+        info = rules[kind.name](opts, ctx)
+        opts.update(info.extra)
         sources = info.sources if info.sources is not None else (index - 1,)
         layers.append(
             Layer(
@@ -296,13 +263,21 @@ def network_from_document(doc: CfgDocument) -> Network:
                 records=info.records,
                 bflops=info.bflops,
                 cfg=tuple((o.key, o.value) for o in section.options),
-                unused=unused,
+                unused=res.unused,
                 span=section.span,
+                impl=kind.impl,
+                unbuilt=res.unbuilt + tuple((w, fail.span(k)) for w, k in info.unbuilt),
             )
         )
         (c, h, w), inputs = info.output, info.outputs
     if not layers:
         raise GraphError("the cfg has no layers after [net]", first.span)
+    if facts.needs_2d_layer and not any(la.input[1] > 1 and la.input[2] > 1 for la in layers):
+        raise GraphError(
+            f"{facts.darknet} cannot load a network without a 2-D layer (w > 1 and h > 1): "
+            "parse_network_cfg_custom divides avg_outputs by their count (parser.c:1751, SIGFPE)",
+            first.span,
+        )
     return Network(
         net=MappingProxyType(net),
         input=chw,
@@ -311,11 +286,14 @@ def network_from_document(doc: CfgDocument) -> Network:
         net_cfg=tuple((o.key, o.value) for o in first.options),
         path=doc.path,
         warnings=tuple(warnings),
+        dialect=facts.name,
+        dialect_reason=reason,
     )
 
 
-def parse_network(text: str | bytes, path: str = "<string>") -> Network:
-    return network_from_document(parse_cfg(text, path))
+def parse_network(text: str | bytes, path: str = "<string>", dialect: str | None = None) -> Network:
+    """Parse cfg text; ``dialect`` (``"pjreddie"``/``"alexeyab"``) or None to auto-detect."""
+    return network_from_document(parse_cfg(text, path), dialect)
 
 
 # ---------------------------------------------------------------- shipped cfgs
@@ -330,32 +308,102 @@ def shipped_cfg_dir() -> Path:
     return here / "cfg"
 
 
-def shipped_cfgs() -> list[str]:
-    return sorted(p.stem for p in shipped_cfg_dir().glob("*.cfg"))
+# Shipped cfg sets: sub-folder of cfg/ -> the dialect its files are read with when they use
+# nothing dialect-specific.  pjreddie's set owns the bare names; AlexeyAB's files are
+# ``alexeyab/NAME``, and also bare ``NAME`` when pjreddie has no file of that name.
+SHIPPED_SETS: Mapping[str, str] = MappingProxyType({"": "pjreddie", "alexeyab": "alexeyab"})
+
+
+def _set_files(folder: str) -> dict[str, Path]:
+    root = shipped_cfg_dir() / folder if folder else shipped_cfg_dir()
+    return {p.stem: p for p in sorted(root.glob("*.cfg"))}
+
+
+def _shipped() -> dict[str, Path]:
+    names: dict[str, Path] = {}
+    for folder in SHIPPED_SETS:
+        for stem, path in _set_files(folder).items():
+            names.setdefault(stem, path)  # the first set (pjreddie's) keeps the bare name
+            if folder:
+                names[f"{folder}/{stem}"] = path
+    return names
+
+
+def shipped_cfgs(folder: str | None = None) -> list[str]:
+    """Every name a shipped cfg resolves from: ``darknet53``, ``yolov4``, ``alexeyab/yolov3``.
+
+    ``folder``: one set only: ``""`` pjreddie's 45 bare names, ``"alexeyab"`` AlexeyAB's 87 as
+    ``alexeyab/NAME``."""
+    if folder is None:
+        return sorted(_shipped())
+    if folder not in SHIPPED_SETS:
+        raise ValueError(f"no shipped cfg set {folder!r} (sets: {list(SHIPPED_SETS)})")
+    prefix = f"{folder}/" if folder else ""
+    return sorted(prefix + stem for stem in _set_files(folder))
+
+
+def _shipped_dialect(path: Path, data: bytes) -> str | None:
+    """The dialect of the shipped set ``path`` belongs to, or whose file it is a copy of (bytes
+    equal to exactly one set's file: AlexeyAB's ``cfg/`` copied elsewhere); None otherwise."""
+    try:
+        parent = path.resolve().parent
+    except OSError:
+        return None
+    for folder, dialect in SHIPPED_SETS.items():
+        root = shipped_cfg_dir() / folder if folder else shipped_cfg_dir()
+        if parent == root.resolve():
+            return dialect
+    owners = _shipped_digests().get(hashlib.sha256(data).hexdigest(), frozenset())
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
+@lru_cache(maxsize=1)
+def _shipped_digests() -> dict[str, frozenset[str]]:
+    """sha256 of every shipped cfg -> the dialects of the sets holding those bytes."""
+    found: dict[str, set[str]] = {}
+    for folder, dialect in SHIPPED_SETS.items():
+        for path in _set_files(folder).values():
+            found.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), set()).add(dialect)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def resolve_cfg(name: str | os.PathLike[str]) -> Path:
-    """A path as given if it exists; else a bare name from the shipped cfg/ folder."""
+    """A path as given if it exists; else a shipped name (``darknet53``, ``alexeyab/yolov3``)."""
     p = Path(name)
     if p.exists():
         return p
     s = str(name)
-    if "/" not in s and "\\" not in s:
-        stem = s[:-4] if s.endswith(".cfg") else s
-        cand = shipped_cfg_dir() / f"{stem}.cfg"
-        if cand.exists():
-            return cand
+    stem = s[:-4] if s.endswith(".cfg") else s
+    shipped = _shipped()
+    if stem in shipped:
+        return shipped[stem]
+    if "\\" not in s and s.count("/") <= 1:
         raise CfgError(
-            f"no such cfg file, and {stem!r} is not a shipped cfg "
-            f"(shipped: {', '.join(shipped_cfgs())})",
+            f"no such cfg file, and {stem!r} is not a shipped cfg (shipped: {', '.join(shipped)})",
             Span(s),
+            hint=_close_names(stem, shipped),
         )
     raise CfgError("no such cfg file", Span(s))
 
 
-def load_network(name: str | os.PathLike[str]) -> Network:
-    """Parse a cfg file, or a shipped cfg by bare name (``darknet53``)."""
-    return network_from_document(read_cfg(resolve_cfg(name)))
+def _close_names(stem: str, shipped: Mapping[str, Path]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(stem, list(shipped), n=4, cutoff=0.6)
+    return f"did you mean {', '.join(close)}?" if close else None
+
+
+def load_network(name: str | os.PathLike[str], dialect: str | None = None) -> Network:
+    """Parse a cfg file, or a shipped cfg by name (``darknet53``, ``yolov4``, ``alexeyab/yolov3``).
+
+    ``dialect``: ``"pjreddie"``, ``"alexeyab"`` or None to auto-detect (a shipped AlexeyAB cfg,
+    or a copy of one, that uses nothing AlexeyAB-only is read as AlexeyAB's, its origin)."""
+    path = resolve_cfg(name)
+    doc = read_cfg(path)
+    default = None
+    if dialect is None:
+        default = _shipped_dialect(path, path.read_bytes())
+    return network_from_document(doc, dialect, default_dialect=default)
 
 
 def write_network(network: Network) -> str:

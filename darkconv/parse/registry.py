@@ -1,72 +1,56 @@
 """Darknet's layer kinds declared as data: names, aliases, options and their defaults.
 
-One entry per section type that pjreddie's ``parse_network_cfg`` knows.  Each option
-is in one of three classes:
+One :class:`~darkconv.parse.kinds.Dialect` per Darknet: ``PJREDDIE`` (this module: every section
+type pjreddie's ``parse_network_cfg`` knows) and ``ALEXEYAB`` (``registry_alexeyab``).  Each option
+is in one of four classes (``kinds.py``): ``USED``, ``TRAIN`` (reported as unused, like Darknet's
+"Unused field"), ``UNSUPPORTED`` (a positioned error) and ``UNBUILT`` (sized exactly, no forward).
 
-* ``USED``: changes what the network computes or how its weights are laid out;
-* ``TRAIN``: read by Darknet but only matters for training (accepted, reported as
-  unused at inference, like Darknet's "Unused field");
-* ``UNSUPPORTED``: has a meaning darkconv does not implement: a hard error.
-
-Shape, FLOP and weight-record rules live in ``shapes.py``; this module is pure data.
+``dialect.py`` picks the dialect of a cfg from the sections, options and activations only
+AlexeyAB's parser knows.  Shape, FLOP and weight-record rules live in ``shapes.py`` and
+``shapes_alexeyab.py``; this module is pure data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+
+from darkconv.parse.kinds import (
+    TRAIN,
+    UNBUILT,
+    UNSUPPORTED,
+    USED,
+    Dialect,
+    Kind,
+    Opt,
+)
+from darkconv.parse.kinds import opt as _o
+from darkconv.parse.kinds import train as _train
 
 __all__ = [
     "USED",
     "TRAIN",
     "UNSUPPORTED",
+    "UNBUILT",
     "Opt",
     "Kind",
+    "Dialect",
     "KINDS",
     "ALIASES",
     "ACTIVATIONS",
     "NET",
+    "PJREDDIE",
+    "ALEXEYAB",
+    "DIALECTS",
+    "DEFAULT_DIALECT",
     "kind_for",
 ]
-
-USED, TRAIN, UNSUPPORTED = "used", "train", "unsupported"
 
 # get_activation() in activations.c; an unknown name falls back to relu with a warning.
 ACTIVATIONS = (
     "logistic", "loggy", "relu", "elu", "selu", "relie", "plse", "hardtan", "lhtan",
     "linear", "ramp", "leaky", "tanh", "stair",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Opt:
-    """One option: its value type (int, float, str, ints, floats, act) and Darknet's default."""
-
-    name: str
-    type: str
-    default: Any = None
-    cls: str = USED
-    positive: bool = False  # zero or negative is an error (sizes, filters, strides)
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    options: tuple[Opt, ...]
-    aliases: tuple[str, ...] = ()
-    unsupported_reason: str | None = None
-
-    def option(self, name: str) -> Opt | None:
-        return _OPTION_INDEX[self.name].get(name)
-
-
-def _o(name: str, type_: str, default: Any = None, cls: str = USED, positive: bool = False) -> Opt:
-    return Opt(name, type_, default, cls, positive)
-
-
-def _train(*names: str, type_: str = "float") -> tuple[Opt, ...]:
-    return tuple(Opt(n, type_, None, TRAIN) for n in names)
 
 
 _BN = _o("batch_normalize", "int", 0)
@@ -349,10 +333,37 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType({k.name: k for k in _KIND_
 ALIASES: MappingProxyType[str, str] = MappingProxyType(
     {alias: k.name for k in _KIND_LIST for alias in (k.name, *k.aliases)}
 )
-_OPTION_INDEX = {k.name: {o.name: o for o in k.options} for k in _KIND_LIST}
 
 
 def kind_for(section_name: str) -> Kind | None:
-    """The kind for a section name as written (``conv`` -> convolutional), or None."""
-    name = ALIASES.get(section_name)
-    return KINDS[name] if name else None
+    """The pjreddie kind for a section name as written (``conv`` -> convolutional), or None."""
+    return PJREDDIE.kind_for(section_name)
+
+
+PJREDDIE = Dialect(
+    name="pjreddie",
+    kinds=_KIND_LIST,
+    activations=ACTIVATIONS,
+    bn_formula="sqrt_var_then_eps",  # normalize_cpu: (x - mean)/(sqrt(var) + .000001f)
+    bn_eps=1e-6,
+    fuse_at_load=False,
+    activation_math="double",
+    cpu_zero_activations=frozenset(),
+    self_activations=MappingProxyType({}),
+    header=(0, 2, 0),
+    seen64_needs_below_1000=True,
+    seen32_signed=True,
+    batchnorm_bias_stored=False,
+    conv_raw_1x1="size1",
+    letterbox_default=True,
+    needs_2d_layer=False,
+    shortcut_same_hw=False,
+    extra_anchors_ignored=frozenset(),
+    bflops_total="double",
+    source="pjreddie/darknet f6afaabcdf85f77e7aff2ec55c020c0e297c77f9",
+)
+
+from darkconv.parse.registry_alexeyab import ALEXEYAB  # noqa: E402  (needs the names above)
+
+DIALECTS: Mapping[str, Dialect] = MappingProxyType({d.name: d for d in (PJREDDIE, ALEXEYAB)})
+DEFAULT_DIALECT = "pjreddie"

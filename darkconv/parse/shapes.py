@@ -47,6 +47,9 @@ class Info:
     records: tuple[Record, ...] = ()
     bflops: float = 0.0
     sources: tuple[int, ...] | None = None  # None: the previous layer
+    extra: tuple[tuple[str, Any], ...] = ()  # derived values added to the layer's options
+    # (what, option key or None): sized exactly, but no reproducible forward (Layer.unbuilt).
+    unbuilt: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)

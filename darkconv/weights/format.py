@@ -23,12 +23,16 @@ from darkconv.errors import WeightsError
 
 if TYPE_CHECKING:
     from darkconv.parse.graph import Layer, Network, Record
+    from darkconv.parse.kinds import Dialect
 
 __all__ = [
     "Header",
     "Slot",
     "DEFAULT_HEADER",
     "read_header",
+    "default_header",
+    "EOF_INIT",
+    "eof_init",
     "header_from_tensor",
     "layout",
     "layer_floats",
@@ -63,15 +67,21 @@ class Header:
     transpose: bool
 
     @classmethod
-    def make(cls, major: int, minor: int, revision: int, seen: int = 0) -> Header:
-        """Build a header, deriving ``header_bytes`` and ``transpose`` like Darknet."""
+    def make(
+        cls, major: int, minor: int, revision: int, seen: int = 0, *, dialect: str = "pjreddie"
+    ) -> Header:
+        """Build a header, deriving ``header_bytes`` and ``transpose`` like ``dialect``'s
+        Darknet (``load_weights_upto``)."""
         for name, value in (("major", major), ("minor", minor), ("revision", revision)):
             if not -(1 << 31) <= value < 1 << 31:
                 raise WeightsError(f"header {name}={value} does not fit a 32-bit int")
-        wide = _seen_is_64bit(major, minor)
-        if not wide:
-            # load_weights_upto reads a 32-bit seen into an int: sign-extend like the C code.
+        facts = _facts(dialect)
+        wide = _seen_is_64bit(major, minor, facts.seen64_needs_below_1000)
+        if not wide and facts.seen32_signed:
+            # pjreddie reads a 32-bit seen into an int: sign-extend like the C code.
             seen = _wrap_i32(seen) % _U64
+        elif not wide:
+            seen &= 0xFFFFFFFF  # AlexeyAB reads it into a uint32_t
         elif not -(1 << 63) <= seen < _U64:
             raise WeightsError(f"header seen={seen} does not fit 64 bits")
         return cls(
@@ -96,36 +106,55 @@ class Header:
         return f"{self.major}.{self.minor}.{self.revision} seen={self.seen} ({kind} seen{extra})"
 
 
-def _seen_is_64bit(major: int, minor: int) -> bool:
-    # Darknet's test, with C int arithmetic for major*10+minor.
-    return _wrap_i32(major * 10 + minor) >= 2 and major < 1000 and minor < 1000
+def _facts(dialect: str) -> Dialect:
+    from darkconv.parse.registry import DIALECTS
+
+    try:
+        return DIALECTS[dialect]
+    except KeyError:
+        raise WeightsError(f"unknown dialect {dialect!r} (known: {', '.join(DIALECTS)})") from None
+
+
+def _seen_is_64bit(major: int, minor: int, below_1000: bool = True) -> bool:
+    # Darknet's test, with C int arithmetic for major*10+minor; pjreddie also requires both
+    # below 1000 (a transposed file keeps a 32-bit seen), AlexeyAB does not.
+    wide = _wrap_i32(major * 10 + minor) >= 2
+    return wide and (not below_1000 or (major < 1000 and minor < 1000))
 
 
 def _transposed(major: int, minor: int) -> bool:
     return major > 1000 or minor > 1000
 
 
-DEFAULT_HEADER = Header.make(0, 2, 0, 0)  # what save_weights_upto always writes
+DEFAULT_HEADER = Header.make(0, 2, 0, 0)  # what pjreddie's save_weights_upto always writes
 
 
-def read_header(buf: bytes | bytearray | memoryview) -> Header:
-    """Parse the header at the start of ``buf`` (at least 16 or 20 bytes, see :class:`Header`)."""
+def default_header(dialect: str = "pjreddie") -> Header:
+    """The header ``dialect``'s save_weights writes for a freshly parsed net (seen 0)."""
+    return Header.make(*_facts(dialect).header, 0, dialect=dialect)
+
+
+def read_header(buf: bytes | bytearray | memoryview, dialect: str = "pjreddie") -> Header:
+    """Parse the header at the start of ``buf`` (at least 16 or 20 bytes, see :class:`Header`),
+    as ``dialect``'s Darknet reads it."""
     data = bytes(buf[:20])
     if len(data) < 12:
         raise WeightsError(
             f"too short for a Darknet weights header: {len(data)} bytes (needs 16 or 20)"
         )
     major, minor, revision = struct.unpack_from("<iii", data)
-    need = 20 if _seen_is_64bit(major, minor) else 16
+    facts = _facts(dialect)
+    need = 20 if _seen_is_64bit(major, minor, facts.seen64_needs_below_1000) else 16
     if len(data) < need:
         raise WeightsError(
             f"header {major}.{minor}.{revision} needs {need} bytes, the data has {len(data)}"
         )
-    seen = struct.unpack_from("<Q" if need == 20 else "<i", data, 12)[0]
-    return Header.make(major, minor, revision, seen)
+    fmt = "<Q" if need == 20 else "<i" if facts.seen32_signed else "<I"
+    seen = struct.unpack_from(fmt, data, 12)[0]
+    return Header.make(major, minor, revision, seen, dialect=dialect)
 
 
-def header_from_tensor(value: Any) -> Header:
+def header_from_tensor(value: Any, dialect: str = "pjreddie") -> Header:
     """The header stored in a state dict's ``header`` entry (int64[4])."""
     try:
         items = [int(v) for v in value.reshape(-1).tolist()]
@@ -136,7 +165,7 @@ def header_from_tensor(value: Any) -> Header:
             f"state dict entry 'header' must hold 4 integers (major, minor, revision, seen), "
             f"got {len(items)}"
         )
-    return Header.make(*items)
+    return Header.make(*items, dialect=dialect)
 
 
 # ---------------------------------------------------------------------------------- layout
@@ -188,6 +217,23 @@ def layout(
             )
             offset += count
     return slots
+
+
+# What a layer constructor puts in an array before load_weights reads it (calloc'd, scales set
+# to 1, weighted [shortcut] weights to 1: make_convolutional_layer, make_batchnorm_layer,
+# make_connected_layer, make_shortcut_layer).  Conv/connected weights and [implicit] weights are
+# random: absent.
+EOF_INIT: dict[str, float] = {"biases": 0.0, "scales": 1.0, "rolling_mean": 0.0,
+                              "rolling_variance": 0.0}  # fmt: skip
+_EOF_INIT_BY_KEY: dict[str, float] = {"shortcut.weight": 1.0}
+
+
+def eof_init(key: str, part: str) -> float | None:
+    """The constructor's value for a record Darknet did not read (None: random, unknown)."""
+    short = key.split(".", 2)[-1] if key.startswith("layers.") else key
+    if short in _EOF_INIT_BY_KEY:
+        return _EOF_INIT_BY_KEY[short]
+    return EOF_INIT.get(part)
 
 
 def check_cutoff(network: Network, cutoff: int | None) -> int:

@@ -25,6 +25,8 @@ from darkconv.weights.format import (
     Slot,
     check_cutoff,
     cutoff_candidates,
+    default_header,
+    eof_init,
     header_from_tensor,
     layer_floats,
     layout,
@@ -146,12 +148,65 @@ def _check_finite(arr: np.ndarray, slots: list[Slot], path: str) -> None:
     warnings.warn(f"{path}: NaN/Inf values in {where}{more}", RuntimeWarning, stacklevel=3)
 
 
+def _check_writer(header: Header, network: Network, path: str) -> None:
+    """Warn when a file that only another Darknet writes (AlexeyAB's 0.2.5) is read with the
+    default dialect (pjreddie's): the same bytes, other numbers (batch-norm epsilon...).  The
+    reverse is normal: AlexeyAB's Darknet loads pjreddie's files."""
+    from darkconv.parse.registry import DEFAULT_DIALECT, DIALECTS
+
+    triple = (header.major, header.minor, header.revision)
+    if triple == network.facts.header or network.dialect != DEFAULT_DIALECT:
+        return
+    for other in DIALECTS.values():
+        if other.header == triple and other.name != network.dialect:
+            warnings.warn(
+                f"{path}: header {header.major}.{header.minor}.{header.revision} is what "
+                f"{other.darknet} writes, but the network is read as {network.dialect}'s "
+                f"({network.dialect_reason}); pass --dialect {other.name} (dialect="
+                f"{other.name!r}) for the numbers {other.darknet} computes",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def _fill_short(have: np.ndarray, slots: list[Slot], path: str, size: int) -> np.ndarray:
+    """The body Darknet ends up with when the file stops after ``have``: every float past the
+    end keeps its constructor value (EOF_INIT), or the read is an error when that is random."""
+    end = slots[-1].offset + slots[-1].count if slots else 0
+    arr = np.empty(end, dtype=_F32)
+    arr[: have.size] = have
+    first = None
+    for s in slots:
+        lo = max(s.offset, have.size)
+        if lo >= s.offset + s.count:
+            continue
+        init = eof_init(s.key, s.part)
+        if init is None:
+            raise WeightsError(
+                f"{path}: the file ends in {s.key} (layer {s.layer}, {s.type}), whose initial "
+                "values are random in Darknet: not reproducible",
+                hint="a file written for another cfg or the other Darknet dialect",
+            )
+        arr[lo : s.offset + s.count] = init
+        first = first or s
+    if first is not None:
+        warnings.warn(
+            f"{path}: {end - have.size} floats short ({size} bytes): the data runs out in "
+            f"{first.key} (layer {first.layer}, {first.type}); like Darknet's load_weights, the "
+            "missing values keep their initial values",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return arr
+
+
 def read_weights(
     path: str | os.PathLike[str],
     network: Network,
     *,
     cutoff: int | None = None,
     mmap: bool = False,
+    allow_short: bool = False,
 ) -> tuple[Header, dict[str, torch.Tensor]]:
     """Read a Darknet ``.weights`` file into a state dict, checking its size against the graph.
 
@@ -160,6 +215,11 @@ def read_weights(
     private copy-on-write memory map with ``mmap=True``: faster for a one-shot conversion, but
     the tensors then stay backed by the file); every tensor is a zero-copy view of it (a
     transposed record is a small copy).  NaN/Inf values give a ``RuntimeWarning``.
+
+    ``allow_short=True`` reads a file that ends early as Darknet does (``load_weights_upto``
+    freads to EOF): the floats the file lacks keep the value the layer constructor gave them
+    (:data:`~darkconv.weights.format.EOF_INIT`), with a ``RuntimeWarning`` naming where the
+    data ran out.  A missing randomly initialised array (conv weights...) is still an error.
     """
     path = os.fspath(path)
     try:
@@ -170,20 +230,25 @@ def read_weights(
                 raise WeightsError(f"{path}: the file is empty (0 bytes), not Darknet weights")
             sniffed = _sniff(path, head)
             try:
-                header = read_header(head)
+                header = read_header(head, network.dialect)
             except WeightsError as exc:
                 raise WeightsError(f"{path}: {exc.message}", hint=sniffed) from None
-            if size != weights_bytes(network, header, cutoff):
+            expected = weights_bytes(network, header, cutoff)
+            short = allow_short and header.header_bytes <= size < expected
+            if size != expected and not short:
                 err = _size_error(path, network, header, size, cutoff)
                 if sniffed:
                     err = WeightsError(err.message, hint=sniffed)
                 raise err
             slots = layout(network, header, cutoff)
             total = (size - header.header_bytes) // 4
-            if mmap and total:
-                arr: np.ndarray[Any, np.dtype[np.float32]] = np.memmap(
-                    f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,)
-                )
+            arr: np.ndarray[Any, np.dtype[np.float32]]
+            if short:
+                f.seek(header.header_bytes)
+                arr = _fill_short(np.fromfile(f, dtype=_F32, count=total), slots, path, size)
+                total = arr.size
+            elif mmap and total:
+                arr = np.memmap(f, dtype=_F32, mode="c", offset=header.header_bytes, shape=(total,))
             else:
                 f.seek(header.header_bytes)
                 arr = np.fromfile(f, dtype=_F32, count=total)
@@ -192,6 +257,7 @@ def read_weights(
     if arr.size != total:  # the file changed under us
         raise WeightsError(f"{path}: short read ({arr.size} of {total} floats)")
     _check_finite(arr, slots, path)
+    _check_writer(header, network, path)
     import torch
 
     if not arr.dtype.isnative:
@@ -236,7 +302,11 @@ def plan_write(
     state_dict: Mapping[str, Any], network: Network, *, cutoff: int | None = None
 ) -> tuple[Header, list[tuple[Slot, Any]]]:
     """Match ``state_dict`` to the layout; strict about missing and unexpected keys."""
-    header = header_from_tensor(state_dict["header"]) if "header" in state_dict else DEFAULT_HEADER
+    header = (
+        header_from_tensor(state_dict["header"], network.dialect)
+        if "header" in state_dict
+        else default_header(network.dialect)
+    )
     slots = layout(network, header, cutoff)
     wanted = {s.key for s in slots}
     missing = [s for s in slots if s.key not in state_dict]

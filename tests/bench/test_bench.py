@@ -172,3 +172,18 @@ def test_bench_winograd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert swapped == [1]  # the 64-channel 16x16 stride-1 layer: F(2, 3)
     bad = CliRunner().invoke(cli, [*args[:-2], "--no-fuse"])
     assert bad.exit_code == 2 and "--winograd works on fused layers" in bad.output
+
+
+def test_bench_yolov4_tiny_shipped_alexeyab_cfg(tmp_path: Path) -> None:
+    # A shipped AlexeyAB cfg by bare name (read in the alexeyab dialect): mish-free but with
+    # [route] groups and leaky convs; fused + Winograd where a layer qualifies.
+    out = tmp_path / "bench.json"
+    args = [
+        "bench", "yolov4-tiny", "--size", "64", "--runs", "1", "--warmup", "0", "--no-peers",
+        "--no-memory", "--threads", "1", "--winograd", "--json", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["models"]
+    assert row["name"] == "yolov4-tiny" and row["median_ms"] > 0
+    assert row["params"] == load_network("yolov4-tiny").params

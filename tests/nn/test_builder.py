@@ -160,7 +160,7 @@ def test_partial_weights_into_yolov3() -> None:
 
 @pytest.fixture(scope="module")
 def meta_models() -> dict[str, B.DarknetModel]:
-    return {name: B.build(name, device="meta") for name in shipped_cfgs()}
+    return {name: B.build(name, device="meta") for name in shipped_cfgs("")}
 
 
 def test_all_cfgs_state_dict_matches_records(meta_models: dict[str, B.DarknetModel]) -> None:

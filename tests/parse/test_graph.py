@@ -15,7 +15,7 @@ NAMES = sorted(p.stem for p in CFG_DIR.glob("*.cfg"))
 
 def test_all_45_cfgs_are_shipped_and_unchanged():
     assert len(NAMES) == 45
-    assert shipped_cfgs() == NAMES
+    assert shipped_cfgs("") == NAMES
     for name in NAMES:
         assert (CFG_DIR / f"{name}.cfg").read_bytes() == (TABLES / f"{name}.cfg").read_bytes()
 
