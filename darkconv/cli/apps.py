@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
-from darkconv.apps.dialects import APP_DIALECTS
 from darkconv.apps.labels import read_data_file, read_names
-from darkconv.cli.options import decoder_option, device_option, max_pixels_option
+from darkconv.cli.options import (
+    decoder_option,
+    device_option,
+    dialect_option,
+    max_pixels_option,
+    semantics_options,
+)
 from darkconv.errors import DarkconvError, ImageError
 
 __all__ = ["detect_command", "predict_command"]
@@ -43,20 +48,18 @@ def _check_names(names: Sequence[str] | None, classes: int) -> None:
         )
 
 
-def _load(cfg: str, weights: str, device: str, dialect: str | None):  # noqa: ANN202 - torch model
+def _load(
+    cfg: str,
+    weights: str,
+    device: str,
+    dialect: str | None,
+    intended_activations: bool = False,
+    nofuse: bool = False,
+) -> Any:
     from darkconv.nn.builder import load
 
-    extra: dict[str, Any] = {"dialect": dialect} if dialect else {}
-    return load(cfg, weights, device=device, **extra)
-
-
-def _dialect_option() -> Callable[[Any], Any]:
-    return click.option(
-        "--dialect",
-        type=click.Choice(sorted(APP_DIALECTS)),
-        default=None,
-        help="Which Darknet to follow [the cfg's dialect].",
-    )
+    return load(cfg, weights, device=device, dialect=dialect,
+                intended_activations=intended_activations, nofuse=nofuse)  # fmt: skip
 
 
 @click.command("predict")
@@ -69,7 +72,8 @@ def _dialect_option() -> Callable[[Any], Any]:
     "--top", type=click.IntRange(min=0), default=None, help="Lines to print [data top=, else 1]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
-@_dialect_option()
+@dialect_option()
+@semantics_options
 @max_pixels_option()
 @decoder_option()
 @device_option()
@@ -85,6 +89,7 @@ def predict_command(
     decoder: str,
     dialect: str | None,
     device: str,
+    **semantics: bool,
 ) -> None:
     """Classify IMAGE like darknet classifier predict (same printed lines).
 
@@ -97,7 +102,7 @@ def predict_command(
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
     im = load_image(image, max_image_pixels, decoder)
-    model = _load(cfg, weights, device, dialect)
+    model = _load(cfg, weights, device, dialect, **semantics)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
     preds = predict(model, im, top=k, names=labels, dialect=dialect)
@@ -133,7 +138,8 @@ def predict_command(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print boxes (pixels) and probabilities as JSON."
 )
-@_dialect_option()
+@dialect_option()
+@semantics_options
 @max_pixels_option()
 @decoder_option()
 @device_option()
@@ -154,6 +160,7 @@ def detect_command(
     decoder: str,
     dialect: str | None,
     device: str,
+    **semantics: bool,
 ) -> None:
     """Detect objects in IMAGE like darknet detector test: the same "label: NN%" lines in
     Darknet's order (pjreddie: after do_nms_sort; AlexeyAB: sorted by left edge)."""
@@ -168,7 +175,7 @@ def detect_command(
         from darkconv.weights.atomic import check_output_path
 
         check_output_path(output, ImageError)  # fail before the forward pass, not after
-    model = _load(cfg, weights, device, dialect)
+    model = _load(cfg, weights, device, dialect, **semantics)
     try:
         setup = detector_setup(model.network, dialect, letter_box)
     except DarkconvError as err:
