@@ -96,41 +96,50 @@ def setup_for_heads(
     return DetectorSetup(d, heads, prob, classes, kind, beta, letter_box)
 
 
-def _boxes_pjreddie(s: DetectorSetup, out: Mapping[int, np.ndarray], size: tuple[int, ...],
-                    thresh: float) -> Boxes:  # fmt: skip
-    im_w, im_h, net_w, net_h = size
-    return get_network_boxes(s.heads, out, im_w, im_h, net_w, net_h, thresh, s.prob_classes)
+#: image and network sizes as ``get_network_boxes`` takes them
+Size = tuple[int, int, int, int]  # im_w, im_h, net_w, net_h
+Names = Sequence[str] | None
+Printed = tuple[list[Detection], list[int]]  # detections in printing order, drawing order
 
 
-def _boxes_alexeyab(s: DetectorSetup, out: Mapping[int, np.ndarray], size: tuple[int, ...],
-                    thresh: float) -> Boxes:  # fmt: skip
-    im_w, im_h, net_w, net_h = size
-    return get_network_boxes_ab(s.heads, out, im_w, im_h, net_w, net_h, thresh, s.letter_box,
-                                s.prob_classes)  # fmt: skip
+def _boxes_pjreddie(s: DetectorSetup, out: Mapping[int, np.ndarray], size: Size, t: float) -> Boxes:
+    return get_network_boxes(s.heads, out, *size, t, s.prob_classes)
 
 
-BOXES: dict[str, Callable[[DetectorSetup, Mapping[int, np.ndarray], tuple[int, ...], float], Boxes]]
-BOXES = {"pjreddie": _boxes_pjreddie, "alexeyab": _boxes_alexeyab}
+def _boxes_alexeyab(s: DetectorSetup, out: Mapping[int, np.ndarray], size: Size, t: float) -> Boxes:
+    return get_network_boxes_ab(s.heads, out, *size, t, s.letter_box, s.prob_classes)
 
+
+#: ``AppDialect.decoder`` -> ``get_network_boxes``
+BOXES: dict[str, Callable[[DetectorSetup, Mapping[int, np.ndarray], Size, float], Boxes]] = {
+    "pjreddie": _boxes_pjreddie,
+    "alexeyab": _boxes_alexeyab,
+}
+
+#: ``AppDialect.nms`` -> the NMS ``test_detector`` runs
 NMS: dict[str, Callable[[DetectorSetup, Boxes, float], Boxes]] = {
     "do_nms_sort": lambda s, b, nms: do_nms_sort(b, s.classes, nms),
     "from_last_head": lambda s, b, nms: nms_ab(b, s.classes, nms, s.nms_kind, s.beta_nms),
 }
 
 
-def _print_pjreddie(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: float,
-                    names: Sequence[str] | None, ext: bool) -> tuple[list[Detection], list[int]]:  # fmt: skip
-    dets = draw_detections(b, im_w, im_h, thresh, names, s.classes)
+def _print_pjreddie(
+    s: DetectorSetup, b: Boxes, size: Size, t: float, names: Names, ext: bool
+) -> Printed:
+    dets = draw_detections(b, size[0], size[1], t, names, s.classes)
     return dets, list(range(len(dets)))
 
 
-def _print_v3(s: DetectorSetup, b: Boxes, im_w: int, im_h: int, thresh: float,
-              names: Sequence[str] | None, ext: bool) -> tuple[list[Detection], list[int]]:  # fmt: skip
+def _print_v3(s: DetectorSetup, b: Boxes, size: Size, t: float, names: Names, ext: bool) -> Printed:
     own = detection_classes(b, s.heads)
-    return draw_detections_v3(b, im_w, im_h, thresh, names, s.classes, ext, own)
+    return draw_detections_v3(b, size[0], size[1], t, names, s.classes, ext, own)
 
 
-PRINTERS = {"draw_detections": _print_pjreddie, "draw_detections_v3": _print_v3}
+#: ``AppDialect.printer`` -> what ``detector test`` prints and draws
+PRINTERS: dict[str, Callable[[DetectorSetup, Boxes, Size, float, Names, bool], Printed]] = {
+    "draw_detections": _print_pjreddie,
+    "draw_detections_v3": _print_v3,
+}
 
 
 def detect_from_outputs(
@@ -155,10 +164,11 @@ def detect_from_outputs(
     if ext_output and not d.ext_output:
         raise UnsupportedError(f"-ext_output does not exist in {d.name}'s darknet")
     t = d.detect_thresh if thresh is None else thresh
-    boxes = BOXES[d.decoder](setup, outputs, (im_w, im_h, net_w, net_h), t)
+    size = (im_w, im_h, net_w, net_h)
+    boxes = BOXES[d.decoder](setup, outputs, size, t)
     nboxes = len(boxes)
     if nms:
         boxes = NMS[d.nms](setup, boxes, nms)
-    dets, order = PRINTERS[d.printer](setup, boxes, im_w, im_h, t, names, ext_output)
+    dets, order = PRINTERS[d.printer](setup, boxes, size, t, names, ext_output)
     lines = tuple(line for det in dets for line in det.lines)
     return DetectResult(im_w, im_h, t, hier, nms, tuple(dets), lines, nboxes, d.name, tuple(order))
