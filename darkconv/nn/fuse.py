@@ -2,8 +2,10 @@
 
 Darknet's BN at inference is an affine map per output channel::
 
-    cpu:  y = scale * (x - mean) / (sqrt(var) + 1e-6) + bias     (normalize_cpu)
-    gpu:  y = scale * (x - mean) / sqrt(var + 1e-5) + bias        (cuDNN)
+    cpu:       y = scale * (x - mean) / (sqrt(var) + 1e-6) + bias   (pjreddie's normalize_cpu)
+    gpu:       y = scale * (x - mean) / sqrt(var + 1e-5) + bias      (pjreddie's GPU build, cuDNN)
+    alexeyab:  y = scale * (x - mean) / sqrt(var + 1e-5) + bias      (AlexeyAB; its apps fold it
+               the same way when the weights load: fuse_conv_batchnorm, network.c)
 
 so ``BN(conv(x, w))`` equals ``conv(x, w') + b'`` with ``w' = w * scale / d`` and
 ``b' = bias - scale * mean / d``, ``d`` being the mode's denominator.  The folded values are
@@ -12,12 +14,17 @@ computed in float64 and stored in the layer's dtype.
 :func:`fuse_model` rewrites a built model in place (and returns it):
 
 * a ``Convolutional`` layer (with or without BN) becomes a :class:`FusedConvolutional`: one
-  ``conv2d`` with its bias, then the activation (in place for linear/leaky/relu).  Its state
-  dict is that of a ``batch_normalize=0`` layer: ``conv.weight``, ``conv.bias``.
+  ``conv2d`` with its bias (strides, dilation kept), then the activation (in place for
+  linear/leaky/relu), then the antialiasing blur if any.  Its state dict is that of a
+  ``batch_normalize=0`` layer: ``conv.weight``, ``conv.bias``.  A ``share_index`` layer gets its
+  own copy of the owner's folded weights (as fuse_conv_batchnorm leaves it).
 * a ``Connected`` layer becomes a :class:`FusedConnected` (``fc.weight``, ``fc.bias``).
 * a ``Deconvolutional`` layer with BN keeps its class; the BN is folded into ``deconv``.
 * left alone: ``xnor`` convolutions (the binarisation of the weights depends on their scale),
-  standalone ``[batchnorm]`` layers, and anything the rules above do not name.
+  standalone ``[batchnorm]`` layers (never folded by Darknet either), AlexeyAB's weighted
+  ``[shortcut]`` (it already computes the load-time normalization unless built with
+  ``nofuse=True``), and anything the rules above do not name.  Folding never changes what the
+  model computes beyond float rounding.
 
 Groups are kept (each output channel's filter is scaled by its own factor).  Darknet's ``size=1``
 raw-buffer quirk (stride or padding on a 1x1 convolution) keeps its module, folded in place.

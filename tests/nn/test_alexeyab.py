@@ -27,10 +27,12 @@ import pytest
 import torch
 from fixture_util import FIXTURES
 
+from darkconv.errors import DarkconvError, UnsupportedError
 from darkconv.nn.activations import FLOAT_ACTIVATIONS
-from darkconv.nn.builder import DarknetModel, load
+from darkconv.nn.builder import DarknetModel, build, load
 from darkconv.nn.modules import SharedConvolutional
 from darkconv.nn.winograd import WinogradConvolutional, winograd_model
+from darkconv.parse.graph import Network, load_network, shipped_cfgs
 
 AB = FIXTURES / "alexeyab"
 LAYER_CASES = sorted(p.name for p in (AB / "layers").iterdir() if p.is_dir())
@@ -211,3 +213,46 @@ def test_share_index_has_no_parameters_and_survives_copies(tmp_path: Path) -> No
         assert other.layers[2].owner is other.layers[1]
         assert np.array_equal(other.darknet_outputs(x)["layer_002"], ref)
     assert pickle.loads(pickle.dumps(model)).layers[2].owner is not None
+
+
+# ------------------------------------------------------------------ every shipped AlexeyAB cfg
+
+
+@pytest.fixture(scope="module")
+def alexeyab_networks() -> dict[str, Network]:
+    """Every shipped AlexeyAB cfg that AlexeyAB's Darknet itself loads (the others are
+    positioned errors, tests/parse)."""
+    nets = {}
+    for name in shipped_cfgs("alexeyab"):
+        try:
+            nets[name] = load_network(name)
+        except DarkconvError:
+            continue
+    return nets
+
+
+@pytest.mark.slow
+def test_every_alexeyab_cfg_builds_with_its_records_and_shapes(
+    alexeyab_networks: dict[str, Network],
+) -> None:
+    assert len(alexeyab_networks) >= 70
+    for name, net in alexeyab_networks.items():
+        try:
+            model = build(net, device="meta")
+        except UnsupportedError as exc:  # an option without a forward (xnor...): positioned
+            assert exc.span.line > 0, (name, exc)
+            continue
+        got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+        want = [("header", (4,))] + [
+            (f"layers.{la.index}.{r.key}", tuple(r.shape)) for la in net.layers for r in la.records
+        ]
+        assert got == want, name
+        shape = net.input if net.input != (0, 0, 0) else (net.inputs,)
+        try:
+            outs = model(torch.zeros((1, *shape), device="meta"), all_outputs=True)
+        except UnsupportedError:  # [region] tree= (yolo9000): the forward refuses
+            continue
+        for la, module, y in zip(net.layers, model.layers, outs, strict=True):
+            assert y.numel() == la.outputs, (name, la.index, la.type, tuple(y.shape))
+            if la.type != "route" and hasattr(module, "out_shape"):
+                assert tuple(module.out_shape) == la.output, (name, la.index, la.type)
