@@ -10,7 +10,6 @@ Tolerances are the fixtures README's: network input within 1e-6 (bit-exact), hea
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import os
 from pathlib import Path, PurePosixPath
@@ -31,11 +30,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 APPS = FIXTURES / "alexeyab" / "apps"
 CASES = sorted(p.name for p in APPS.glob("detect_*") if (p / "case.json").exists())
 #: fixtures/alexeyab/README "Tolerance": heads as nets/ (max|diff|/max|ref|)
-# until the alexeyab branch (issue 11) is merged, load() has no dialect= and these cases cannot run
-pytestmark = pytest.mark.skipif(
-    "dialect" not in inspect.signature(darkconv.load).parameters,
-    reason="needs darkconv.load(dialect=) from the AlexeyAB parse/nn work (issue 11)",
-)
 HEAD_TOL = {"yolov4": 3e-3}
 HEAD_TOL_DEFAULT = 5e-5
 #: where the shared fixture folders live in this repository
