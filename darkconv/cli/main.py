@@ -20,6 +20,7 @@ from darkconv.cli.apps import detect_command, predict_command
 from darkconv.cli.bench import bench as bench_command
 from darkconv.cli.build import build as build_command
 from darkconv.cli.run import run_command, verify_command
+from darkconv.cli.train import train as train_command
 from darkconv.cli.weights import weights as weights_command
 from darkconv.errors import DarkconvError, ResourceError, is_out_of_memory
 
@@ -96,5 +97,6 @@ for _command in (
     predict_command,
     detect_command,
     bench_command,
+    train_command,
 ):
     cli.add_command(_command)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from darkconv.nn.train_mode import DEFAULT_SEMANTICS, batch_norm_train
 
 __all__ = ["BN_MODES", "BN_EPS", "DarknetBatchNorm", "BatchNormLayer"]
 
@@ -42,11 +45,26 @@ _BN_NORMALIZE: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 
+def _squared_denominator(var: Tensor) -> tuple[Tensor, float]:
+    denom = torch.sqrt(var) + 1e-6
+    return denom * denom, 0.0
+
+
+#: The modes whose formula one ``F.batch_norm`` kernel computes: mode -> (variance, eps).
+#: ``cpu``: normalize_cpu's denominator ``sqrt(var) + 1e-6`` goes in squared, eps 0 (~1 ulp).
+_BN_KERNEL: dict[str, Callable[[Tensor], tuple[Tensor, float]]] = {
+    "cpu": _squared_denominator,
+    "gpu": lambda var: (var, 1e-5),
+}
+
+
 class DarknetBatchNorm(nn.Module):
-    """Inference batch norm with Darknet's rolling statistics, formula by ``mode``
+    """Darknet batch norm.  ``eval()``: the rolling statistics, formula by ``mode``
     (:data:`BN_MODES`; default ``cpu``, pjreddie's CPU build), then ``* weight + bias``
-    (``scale_bias``, ``add_bias``).  ``bias=False`` for pjreddie's ``[batchnorm]``, whose biases
-    Darknet never stores (they stay 0); AlexeyAB stores them.
+    (``scale_bias``, ``add_bias``).  ``train()``: the batch statistics and the rolling update as
+    the training ``semantics`` computes them (:func:`darkconv.nn.train_mode.batch_norm_train`).
+    ``bias=False`` for pjreddie's ``[batchnorm]``, whose biases Darknet never stores (they stay
+    0); AlexeyAB stores them.
     """
 
     bias: Tensor | None
@@ -65,8 +83,18 @@ class DarknetBatchNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        self.semantics = DEFAULT_SEMANTICS  # train() only; eval() follows ``mode``
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training:  # forward_batchnorm_layer with net.train = 1
+            return batch_norm_train(
+                x, self.weight, self.bias, self.running_mean, self.running_var,
+                self.semantics, BN_EPS[self.mode],
+            )  # fmt: skip
+        kernel = _BN_KERNEL.get(self.mode)
+        if kernel is not None:  # one batch_norm kernel instead of five elementwise ops
+            var, eps = kernel(self.running_var)
+            return F.batch_norm(x, self.running_mean, var, self.weight, self.bias, False, 0.0, eps)
         view = (-1,) + (1,) * (x.dim() - 2)
         mean = self.running_mean.reshape(view)
         var = self.running_var.reshape(view)

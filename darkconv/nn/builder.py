@@ -25,7 +25,7 @@ from darkconv.errors import (
     UnsupportedError,
     is_out_of_memory,
 )
-from darkconv.nn import modules
+from darkconv.nn import modules, train_mode
 from darkconv.nn.factories import BN_MODE, FACTORIES, Ctx
 from darkconv.parse.budget import check_fits, human_bytes, human_count, parameter_cost
 from darkconv.parse.graph import Layer, Network, load_network
@@ -77,6 +77,11 @@ class DarknetModel(nn.Module):
         self.out_dims = tuple((la.output, la.outputs) for la in network.layers)
         self.batch_invariant = True
         self.bn_formula = network.facts.bn_formula
+        self.semantics = train_mode.DEFAULT_SEMANTICS  # model.train() only
+        sizes = [
+            la.options.get("size") if la.type == "convolutional" else None for la in network.layers
+        ]
+        self.overwrites = train_mode.overwritten_sources(self.types, self.sources, sizes)
 
     def __getstate__(self) -> dict[str, Any]:
         # The graph (read-only mappings) does not pickle; the forward does not need it, so a
@@ -107,6 +112,8 @@ class DarknetModel(nn.Module):
         # over l.batch), and oneDNN/cuDNN pick other algorithms for other batch sizes, so a
         # batched conv can differ from the batch-1 result in the last bits.  With
         # ``batch_invariant`` (default) each row is run alone: row i == the batch-1 result exactly.
+        if self.training:  # batch statistics need the whole batch
+            return train_mode.train_forward(self, x)
         if not self.batch_invariant or x.shape[0] == 1:
             return self._run(x, keep_all)
         rows = [self._run(x[i : i + 1], keep_all) for i in range(x.shape[0])]
@@ -152,6 +159,20 @@ class DarknetModel(nn.Module):
             from darkconv.nn.winograd import winograd_model
 
             winograd_model(self)
+        return self
+
+    def set_semantics(self, name: str | train_mode.Semantics) -> DarknetModel:
+        """Training semantics ``"cpu"`` or ``"gpu"`` (:data:`darkconv.nn.train_mode.SEMANTICS`)."""
+        try:
+            sem = (
+                name if isinstance(name, train_mode.Semantics) else train_mode.semantics_named(name)
+            )
+        except ValueError as exc:
+            raise DarkconvError(str(exc)) from None
+        self.semantics = sem
+        for m in self.modules():
+            if hasattr(m, "semantics"):
+                setattr(m, "semantics", sem)  # noqa: B010 (modules typed as nn.Module)
         return self
 
     def set_bn_mode(self, mode: str) -> DarknetModel:

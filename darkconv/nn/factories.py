@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from darkconv.errors import GraphError, UnsupportedError
-from darkconv.nn import heads, merge, modules, recurrent, spatial
+from darkconv.nn import heads, merge, modules, recurrent, spatial, train_mode
 from darkconv.nn.activations import CPU_ZERO
 from darkconv.parse.graph import Layer, Network
 
@@ -74,6 +74,15 @@ class Ctx:
 
     def outputs_of(self, index: int) -> int:
         return self.network.inputs if index < 0 else self.network.layers[index].outputs
+
+
+def _train_float(la: Layer, key: str, default: float) -> float:
+    # A training-only option: the graph keeps it as written (atof), not parsed.
+    raw = dict(la.cfg).get(key)
+    try:
+        return float(raw) if raw is not None else default
+    except ValueError:
+        return default
 
 
 def _tree_groups(ctx: Ctx, tree: str) -> list[int]:
@@ -265,7 +274,7 @@ FACTORIES: dict[str, Factory] = {
     ),
     "activation": lambda la, ctx: modules.Activation(ctx.act(la), ctx.math, la.input),
     "logistic": lambda la, ctx: modules.Activation("logistic", ctx.math),
-    "dropout": lambda la, ctx: modules.Identity(),
+    "dropout": lambda la, ctx: train_mode.Dropout(_train_float(la, "probability", 0.5)),
     "empty": lambda la, ctx: modules.Identity(),
     "maxpool": _maxpool,
     "local_avgpool": lambda la, ctx: spatial.LocalAvgPool(

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from darkconv.nn.modules import activate
+from darkconv.nn.train_mode import DEFAULT_SEMANTICS, passthrough, region_backward
 
 __all__ = [
     "darknet_softmax",
@@ -105,7 +106,9 @@ class Softmax(nn.Module):
                 start += size
         if self.covered < self.inputs:
             parts.append(flat.new_zeros(b, self.inputs - self.covered))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        y = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        # backward_softmax_layer adds l.delta (t - p) to the input's delta: no softmax Jacobian.
+        return passthrough(flat, y) if self.training else y
 
 
 class Yolo(nn.Module):
@@ -163,7 +166,8 @@ class Yolo(nn.Module):
         y = torch.where(self.act, activate(x, "logistic", self.math), x)
         if self.scale_x_y != 1.0:
             y = torch.where(self.scaled, y * self.scale_x_y + self._beta, y)
-        return y
+        # backward_yolo_layer adds l.delta to the input's delta with no logistic gradient.
+        return passthrough(x, y) if self.training else y
 
 
 class GaussianYolo(Yolo):
@@ -178,6 +182,7 @@ class GaussianYolo(Yolo):
 
 class Region(nn.Module):
     act: Tensor  # which channels get the logistic (a buffer)
+    trained: Tensor  # which channels backward_region_layer_gpu multiplies by y(1-y) (a buffer)
 
     """``[region]`` (region_layer.c, yolov2).  Per anchor block of ``coords+classes+1`` planes:
     logistic on planes 0, 1 and on objectness (plane ``coords``) unless ``background``; with
@@ -216,6 +221,11 @@ class Region(nn.Module):
         self.register_buffer("act", act.reshape(1, 1, -1, 1, 1), persistent=False)
         first = coords + (0 if self.background else 1)
         self.soft = (first, first + classes + int(self.background)) if self.softmax else None
+        trained = torch.zeros(self.entries, dtype=torch.bool)  # backward_region_layer_gpu
+        trained[0:2] = True
+        trained[coords] = not self.background
+        self.register_buffer("trained", trained.reshape(1, 1, -1, 1, 1), persistent=False)
+        self.semantics = DEFAULT_SEMANTICS
 
     def forward(self, x: Tensor) -> Tensor:
         if self.error is not None:
@@ -229,6 +239,8 @@ class Region(nn.Module):
             out = torch.cat(
                 [out[:, :, :lo], darknet_softmax(y[:, :, lo:hi], 2), out[:, :, hi:]], dim=2
             )
+        if self.training:
+            out = region_backward(y, out, self.trained.expand_as(out), self.semantics)
         return out.reshape((b,) + self.in_shape)
 
 
@@ -293,7 +305,9 @@ class Detection(nn.Module):
             return flat
         n = self.side * self.side * self.classes
         probs = darknet_softmax(flat[:, :n].reshape(b, self.side * self.side, self.classes), 2)
-        return torch.cat([probs.reshape(b, n), flat[:, n:]], dim=1)
+        y = torch.cat([probs.reshape(b, n), flat[:, n:]], dim=1)
+        # backward_detection_layer: the delta goes to the input as is (no softmax Jacobian).
+        return passthrough(flat, y) if self.training else y
 
 
 class Cost(nn.Module):

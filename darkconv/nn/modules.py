@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from darkconv.nn.activations import ACTIVATIONS, Activation, Identity, activate, check_activation
 from darkconv.nn.batchnorm import BN_EPS, BN_MODES, BatchNormLayer, DarknetBatchNorm
+from darkconv.nn.train_mode import activate_train
 
 __all__ = [
     "ACTIVATIONS",
@@ -222,7 +223,10 @@ class Convolutional(nn.Module):
 
     def finish(self, y: Tensor) -> Tensor:
         """Activation, then the antialiasing blur if any."""
-        y = activate(y, self.activation, self.math)
+        if self.training:  # in place: autograd keeps only the output (gradient_array)
+            y = activate_train(y, self.activation, self.math)
+        else:
+            y = activate(y, self.activation, self.math)
         return self.blur(y) if self.blur is not None else y
 
     def forward(self, x: Tensor) -> Tensor:
@@ -401,6 +405,8 @@ class Connected(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = F.linear(x.reshape(x.shape[0], self.inputs), self.fc.weight)
         y = self.bn(y) if self.bn is not None else y + self.fc.bias
+        if self.training:  # in place: autograd keeps only the output (gradient_array)
+            return activate_train(y, self.activation, self.math)
         return activate(y, self.activation, self.math)
 
     def state_dict(

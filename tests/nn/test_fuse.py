@@ -176,7 +176,7 @@ def test_fold_bn_formula_per_mode() -> None:
 def test_fuse_keeps_xnor_and_single_modules() -> None:
     conv = Convolutional((3, 8, 8), 4, 3, 1, 1, batch_normalize=True, activation="leaky", xnor=True)
     assert fuse_model(conv) is conv and conv.bn is not None
-    fc = Connected(6, 3, batch_normalize=True, activation="leaky")
+    fc = Connected(6, 3, batch_normalize=True, activation="leaky").eval()  # train(): batch stats
     _randomize_bn(fc)
     x = torch.rand(2, 6)
     with torch.no_grad():

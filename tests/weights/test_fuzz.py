@@ -93,7 +93,12 @@ def test_header_bit_flips(pos: int, bit: int, capsys: pytest.CaptureFixture[str]
     tail=st.binary(max_size=64),
 )
 def test_absurd_headers(
-    major: int, minor: int, revision: int, seen: int, tail: bytes, capsys: pytest.CaptureFixture[str]
+    major: int,
+    minor: int,
+    revision: int,
+    seen: int,
+    tail: bytes,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # A 64-bit seen (the 0.2 layout) followed by the body; other versions read 32 bits of it.
     header = struct.pack("<iiiQ", major, minor, revision, seen)
