@@ -81,7 +81,10 @@ class DarknetModel(nn.Module):
         sizes = [
             la.options.get("size") if la.type == "convolutional" else None for la in network.layers
         ]
-        self.overwrites = train_mode.overwritten_sources(self.types, self.sources, sizes)
+        self.overwrites = {
+            flag: train_mode.overwritten_sources(self.types, self.sources, sizes, flag)
+            for flag in (True, False)
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         # The graph (read-only mappings) does not pickle; the forward does not need it, so a

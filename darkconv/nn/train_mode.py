@@ -243,14 +243,29 @@ class Dropout(nn.Module):
 # --- the graph: which deltas a CPU 1x1 convolution erases ---------------------------------------
 
 
+# Backward functions that WRITE the previous layer's delta instead of adding to it, erasing what
+# later readers of that layer (a shortcut, a route) had added: type -> (conv size, semantics'
+# conv1x1_overwrites) -> whether it writes.
+DELTA_WRITERS: dict[str, Callable[[int | None, bool], bool]] = {
+    # backward_convolutional_layer, size 1: gemm into net.delta with beta 0 (cuDNN: beta 1)
+    "convolutional": lambda size, conv1x1: conv1x1 and size == 1,
+    # backward_reorg_layer: reorg_cpu / flatten assign (both builds)
+    "reorg": lambda size, conv1x1: True,
+    # backward_batchnorm_layer of a [batchnorm] layer: copy_cpu(l.delta -> net.delta)
+    "batchnorm": lambda size, conv1x1: True,
+}
+
+
 def overwritten_sources(
-    types: Sequence[str], sources: Sequence[Sequence[int]], sizes: Sequence[int | None]
+    types: Sequence[str],
+    sources: Sequence[Sequence[int]],
+    sizes: Sequence[int | None],
+    conv1x1: bool = True,
 ) -> dict[int, frozenset[int]]:
-    """backward_convolutional_layer with ``size == 1`` writes ``W^T delta`` into the previous
-    layer's delta with gemm beta = 0, erasing what later layers (a shortcut or route reading the
-    same layer) had added there.  Returns, per consumer layer, the sources whose gradient is
-    therefore dropped (the training forward detaches them).  A ``[dropout]`` shares its buffer
-    with the layer before it, so the whole chain counts as one buffer."""
+    """Per consumer layer, the sources whose gradient Darknet drops because a layer in
+    :data:`DELTA_WRITERS` later (in backward order: earlier in the net) writes that source's delta
+    instead of adding to it (the training forward detaches them for that consumer).  A
+    ``[dropout]`` shares its buffer with the layer before it: the chain counts as one buffer."""
 
     def root(k: int) -> int:
         while k > 0 and types[k] == "dropout":
@@ -259,7 +274,8 @@ def overwritten_sources(
 
     plan: dict[int, set[int]] = {}
     for i, kind in enumerate(types):
-        if kind != "convolutional" or sizes[i] != 1 or i == 0:
+        writes = DELTA_WRITERS.get(kind)
+        if writes is None or i == 0 or not writes(sizes[i], conv1x1):
             continue
         group = root(i - 1)
         for j in range(i + 1, len(types)):
@@ -274,9 +290,9 @@ def train_forward(model: Any, x: Tensor) -> list[Tensor | None]:
     """forward_network with ``net.train = 1``: every layer's output (a list like ``model.layers``).
 
     A ``[dropout]`` rewrites its input layer's buffer, so later readers of that layer see the
-    dropped values.  With ``conv1x1_overwrites`` the sources listed in ``model.overwrites`` are
+    dropped values.  The sources in ``model.overwrites[semantics.conv1x1_overwrites]`` are
     detached for their later readers (:func:`overwritten_sources`)."""
-    cut = model.overwrites if model.semantics.conv1x1_overwrites else {}
+    cut = model.overwrites[model.semantics.conv1x1_overwrites]
     outs: list[Tensor | None] = [None] * len(model.layers)  # as each layer produced it
     buf: list[Tensor | None] = [None] * len(model.layers)  # Darknet's buffers (after dropout)
     for i, layer in enumerate(model.layers):

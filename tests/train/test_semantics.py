@@ -199,3 +199,38 @@ def test_bad_batch_is_a_clear_error() -> None:
         train_step(
             model, np.zeros((3, 3, 32, 32), np.float32), np.zeros((3, 5), np.float32), opt, sched
         )
+
+
+def test_alexeyab_batch_norm_trains_with_its_own_epsilon() -> None:
+    """AlexeyAB's normalize_cpu is sqrt(var + 1e-5): its CPU training forward uses it with the
+    batch statistics (its losses are refused above; softmax trains)."""
+    case = TRAIN_FIXTURES / "classifier_conv_bn"
+    x, y = np.load(case / "X.npy"), np.load(case / "Y.npy")
+    model = darkconv.load(case / "case.cfg", case / "init.weights", dialect="alexeyab")
+    bn = model.layers[0].bn
+    assert bn.mode == "alexeyab"
+    model.set_semantics("cpu").train()
+    conv = model.layers[0].convolve(torch.from_numpy(x), model.layers[0].conv.weight).detach()
+    var, mean = torch.var_mean(conv.double(), dim=(0, 2, 3), correction=1, keepdim=True)
+    want = (conv - mean) / torch.sqrt(var + 1e-5) * bn.weight.detach().double().reshape(1, -1, 1, 1)
+    want = want + bn.bias.detach().double().reshape(1, -1, 1, 1)
+    with torch.no_grad():
+        got = bn(conv)
+    assert rel_err(got.numpy(), want.numpy()) < 1e-5
+    opt, sched = make_optimizer(model)
+    res = train_step(model, x, y, opt, sched)
+    assert res.updated and np.isfinite(res.loss)
+
+
+@pytest.mark.parametrize(
+    ("kind", "conv1x1", "dropped"),
+    [("convolutional", True, True), ("convolutional", False, False), ("reorg", False, True)],
+)
+def test_delta_writers_drop_later_readers(kind: str, conv1x1: bool, dropped: bool) -> None:
+    """Layer 2 writes layer 1's delta; layer 3 (a shortcut reading layer 1) loses its gradient."""
+    from darkconv.nn.train_mode import overwritten_sources
+
+    types = ["convolutional", "convolutional", kind, "shortcut"]
+    sources = [(-1,), (0,), (1,), (2, 1)]
+    plan = overwritten_sources(types, sources, [3, 3, 1, None], conv1x1)
+    assert plan == ({3: frozenset({1})} if dropped else {})
