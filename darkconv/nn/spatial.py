@@ -219,6 +219,12 @@ class Shortcut(nn.Module):
             y[:, : self.minc, : self.minh * sa : sa, : self.minw * sa : sa] = self._combine(
                 part, add
             )
+            if self.training and self.alpha != 1.0:
+                # backward_shortcut_layer scales the WHOLE previous delta by alpha, also where
+                # the forward copied x unchanged: add (alpha - 1) * x there with value 0.
+                outside = torch.ones_like(x)
+                outside[:, : self.minc, : self.minh * sa : sa, : self.minw * sa : sa] = 0
+                y = y + (self.alpha - 1.0) * (x - x.detach()) * outside
         return activate(y, self.activation, self.math)
 
     def _combine(self, out: Tensor, add: Tensor) -> Tensor:

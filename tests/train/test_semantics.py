@@ -234,3 +234,19 @@ def test_delta_writers_drop_later_readers(kind: str, conv1x1: bool, dropped: boo
     sources = [(-1,), (0,), (1,), (2, 1)]
     plan = overwritten_sources(types, sources, [3, 3, 1, None], conv1x1)
     assert plan == ({3: frozenset({1})} if dropped else {})
+
+
+def test_shortcut_scales_the_whole_previous_delta_by_alpha() -> None:
+    """backward_shortcut_layer: prev delta += alpha * delta everywhere (the forward applies alpha
+    only where the inputs overlap); from delta += beta * delta on the overlap."""
+    from darkconv.nn.spatial import Shortcut
+
+    layer = Shortcut((4, 4, 4), (2, 2, 2), "linear", alpha=0.5, beta=2.0).train()
+    x = torch.rand(1, 4, 4, 4, requires_grad=True)
+    src = torch.rand(1, 2, 2, 2, requires_grad=True)
+    y = layer(x, src)
+    with torch.no_grad():
+        assert torch.equal(y, layer.eval()(x, src))  # the forward value is unchanged
+    y.backward(torch.ones_like(y))
+    assert torch.equal(x.grad, torch.full_like(x, 0.5))
+    assert torch.equal(src.grad, torch.full_like(src, 2.0))
