@@ -1,11 +1,15 @@
-"""``darkconv train``: Darknet's exact training step on raw batches (``--raw``), and the
-learning-rate schedule of a cfg (``--schedule``)."""
+"""``darkconv train``: Darknet's exact training step on raw batches (``--raw``), the
+learning-rate schedule of a cfg (``--schedule``), and the training job over a dataset
+(``--data FILE.data|DIR``, :mod:`darkconv.cli.train_data`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from darkconv.cli.options import device_option
+from darkconv.cli.train_data import data_options, run_data_training
 from darkconv.errors import DarkconvError
 
 __all__ = ["train"]
@@ -112,21 +116,34 @@ def _raw(
     help="Replay glibc rand() from srand(N) (dropout masks, policy=random).",
 )
 @device_option(help="Where to train.")
+@data_options
 def train(
     cfg: str, weights: str | None, raw: tuple[str, str] | None, iterations: int, output: str | None,
-    semantics: str, schedule: str | None, srand: int | None, device: str,
-) -> None:  # fmt: skip
+    semantics: str, schedule: str | None, srand: int | None, device: str, data: str | None,
+    **job: Any,
+) -> int | None:  # fmt: skip
     """Train CFG exactly like Darknet's train_network, or print its learning-rate schedule.
 
     \b
     darkconv train CFG --weights INIT.weights --raw X.npy Y.npy --iterations K -o OUT.weights
     darkconv train CFG --schedule 0,100,1000
+    darkconv train CFG --data FILE.data|DIR [--weights W] [--clear] [-b N] [--chart C.png] [--map N]
+    torchrun --nproc_per_node=N -m darkconv train CFG --data FILE.data ...
     """
     if schedule is not None:
         _schedule(cfg, schedule, srand)
-        return
+        return None
+    if data is not None:
+        if raw is not None:
+            raise click.UsageError("give --data or --raw, not both")
+        return run_data_training(
+            cfg, data, weights=weights, device=device, semantics=semantics, **job
+        )
     if raw is None:
-        raise DarkconvError("darkconv train: give --raw X.npy Y.npy (or --schedule N,...)")
+        raise DarkconvError(
+            "darkconv train: give --data FILE.data, --raw X.npy Y.npy or --schedule N,..."
+        )
     if output is None:
         raise DarkconvError("darkconv train --raw: give -o OUT.weights")
     _raw(cfg, weights, raw, iterations, output, semantics, device, srand)
+    return None
