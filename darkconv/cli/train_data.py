@@ -78,16 +78,20 @@ class _Printer:
         sys.stdout.flush()  # one line per iteration, also into a pipe or a log file
         if not self.tty or not item.max_batches:
             return
-        if self.first is None:
-            self.first, self.start = item.batch_num - 1, time.monotonic()
-        done = item.batch_num / item.max_batches
-        rate = (item.batch_num - self.first) / max(time.monotonic() - self.start, 1e-9)
-        eta = (item.max_batches - item.batch_num) / rate if rate > 0 else 0
+        if self.first is None:  # the rate counts from the first finished batch
+            self.first, self.start = item.batch_num, time.monotonic()
+        done = min(1.0, item.batch_num / item.max_batches)
+        elapsed = time.monotonic() - self.start
+        speed = "-"
+        eta = "-"
+        if item.batch_num > self.first and elapsed > 0:
+            rate = (item.batch_num - self.first) / elapsed
+            left = int(max(0, item.max_batches - item.batch_num) / rate)
+            speed, eta = f"{rate:.2f}", f"{left // 60}:{left % 60:02d}"
         filled = int(30 * done)
         sys.stderr.write(
             f"[{'#' * filled}{'.' * (30 - filled)}] {item.batch_num}/{item.max_batches} "
-            f"{done * 100:5.1f}%  avg {item.avg_loss:.4f}  {rate:.2f} it/s  "
-            f"ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+            f"{done * 100:5.1f}%  avg {item.avg_loss:.4f}  {speed} it/s  ETA {eta}"
         )
         sys.stderr.flush()
         self.bar = True
