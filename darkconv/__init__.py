@@ -37,6 +37,8 @@ _LAZY = {
     "predict": "darkconv.apps.api",
     "detect": "darkconv.apps.api",
     "load_image": "darkconv.apps.imread",
+    # the export stage is a callable package: darkconv.export(model, path, ...)
+    "export": "darkconv.export",
 }
 
 __all__ = [
@@ -62,7 +64,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'darkconv' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"darkconv.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,234 @@
+"""``darkconv.export(model, path, ...)``: a DarknetModel written as ONNX, TorchScript or a
+``torch.export`` program, the format taken from the file extension.
+
+The exported graph is the model's own forward (the same ops the fixtures check), optionally
+followed by Darknet's box decoding (:mod:`darkconv.export.decode`) and, in ONNX, the
+``NonMaxSuppression`` op (:mod:`darkconv.export.nms`).  Inputs and outputs are float32 in every
+case; ``fp16`` computes the network in float16 inside the graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from darkconv import __version__
+from darkconv.apps.api import HEAD_TYPES, model_network, network_heads, prob_classes
+from darkconv.errors import DarkconvError, UnsupportedError
+from darkconv.export.decode import DecodeHeads
+from darkconv.export.nms import MIN_NMS_OPSET, append_nms
+from darkconv.nn.fuse import fuse_model
+from darkconv.weights.atomic import atomic_path, check_output_path
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "FORMATS",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "ExportModule",
+    "ExportOptions",
+    "export",
+    "output_names",
+]
+
+#: extension -> format name
+FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pt2": "torch.export"}
+DEFAULT_OPSET = 20  # torch.onnx's default in torch 2.9+
+MIN_OPSET, MAX_OPSET = 13, 23  # the range the tests cover (tests/export)
+_EXTRA = "pip install 'darkconv[onnx]'"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What :func:`export` writes (see its docstring)."""
+
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = True
+    fp16: bool = False
+    fuse: bool = True
+    decode: bool = False
+    nms: bool = False
+    thresh: float = 0.5
+    nms_thresh: float = 0.45
+    max_det: int = 100
+
+    def check(self, fmt: str) -> None:
+        if fmt == "onnx" and not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise UnsupportedError(
+                f"--opset {self.opset}: supported opsets are {MIN_OPSET}..{MAX_OPSET}"
+            )
+        if self.nms and fmt != "onnx":
+            raise UnsupportedError("--nms adds the ONNX NonMaxSuppression op: write a .onnx file")
+        if self.nms and self.opset < MIN_NMS_OPSET:
+            raise UnsupportedError(f"--nms needs --opset {MIN_NMS_OPSET} or later")
+        if self.max_det < 1:
+            raise UnsupportedError(f"--max-det must be at least 1, got {self.max_det}")
+
+
+class ExportModule(nn.Module):
+    """The graph that is exported: float32 ``(N, c, h, w)`` in; the head outputs (or the
+    network output) out, or ``(boxes, scores)`` with a decoder."""
+
+    def __init__(self, model: nn.Module, decoder: DecodeHeads | None, fp16: bool) -> None:
+        super().__init__()
+        self.model, self.decoder, self.fp16 = model, decoder, fp16
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        if self.fp16:
+            x = x.half()
+        out = self.model(x)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if self.decoder is not None:
+            outs = list(self.decoder(outs))
+        return tuple(o.float() for o in outs)
+
+
+def output_names(model: Any, decode: bool = False, nms: bool = False) -> list[str]:
+    """The graph's output names: ``layer_NNN`` per head (or the output layer), ``boxes,
+    scores`` with ``decode``, ``num_detections, boxes, scores, classes`` with ``nms``."""
+    if nms:
+        return ["num_detections", "boxes", "scores", "classes"]
+    if decode:
+        return ["boxes", "scores"]
+    network = model_network(model)
+    heads = [la.index for la in network.layers if la.type in HEAD_TYPES]
+    return [f"layer_{i:03d}" for i in (heads or [network.output_index])]
+
+
+def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
+    network = model_network(model)
+    work = copy.deepcopy(model)  # never change the caller's model
+    work.network = network  # type: ignore[assignment]  # (dropped by DarknetModel's pickling)
+    if hasattr(work, "batch_invariant"):
+        work.batch_invariant = False  # one batched graph; the row-by-row loop is eager-only
+    if opts.fuse:
+        fuse_model(work, prepack=False)  # plain conv2d: oneDNN's packed ops do not export
+    work = work.to("cpu", torch.float16 if opts.fp16 else torch.float32).eval()
+    work.requires_grad_(False)
+    decoder = None
+    if opts.decode:
+        heads = network_heads(network)
+        if not heads:
+            raise UnsupportedError("--decode: the network has no [yolo], [region] or [detection]")
+        _, net_h, net_w = network.input
+        decoder = DecodeHeads(heads, prob_classes(network, heads), net_w, net_h)
+    return ExportModule(work, decoder, opts.fp16).eval()
+
+
+def _example(model: Any, batch: int) -> Tensor:
+    network = model_network(model)
+    c, h, w = network.input
+    if not (c and h and w):
+        raise UnsupportedError("export needs an image network ([net] width/height/channels)")
+    return torch.rand(batch, c, h, w, generator=torch.Generator().manual_seed(0))
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DarkconvError(f"ONNX export needs {', '.join(missing)}: {_EXTRA}")
+
+
+def _dynamic(opts: ExportOptions) -> dict[str, Any] | None:
+    if not opts.dynamic_batch:
+        return None
+    return {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
+
+
+def _write_onnx(module: ExportModule, x: Tensor, names: Sequence[str], tmp: str,
+                opts: ExportOptions, meta: dict[str, str]) -> None:  # fmt: skip
+    _require("onnx", "onnxscript")
+    import onnx
+
+    plain = ["boxes", "scores"] if opts.nms else list(names)
+    program = torch.onnx.export(
+        module, (x,), None, dynamo=True, opset_version=opts.opset, input_names=["input"],
+        output_names=plain, dynamic_shapes=_dynamic(opts), verbose=False,
+    )  # fmt: skip
+    proto = program.model_proto
+    if opts.nms:
+        proto = append_nms(proto, opts.thresh, opts.nms_thresh, opts.max_det)
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save_model(proto, tmp)
+
+
+def _write_torchscript(module: ExportModule, x: Tensor, tmp: str) -> None:
+    with torch.no_grad():
+        traced = torch.jit.trace(module, (x,), check_trace=False)
+    torch.jit.save(traced, tmp)
+
+
+def _write_pt2(module: ExportModule, x: Tensor, tmp: str, opts: ExportOptions) -> None:
+    program = torch.export.export(module, (x,), dynamic_shapes=_dynamic(opts), strict=False)
+    torch.export.save(program, tmp)
+
+
+def export(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    fp16: bool = False,
+    fuse: bool = True,
+    decode: bool = False,
+    nms: bool = False,
+    thresh: float = 0.5,
+    nms_thresh: float = 0.45,
+    max_det: int = 100,
+) -> str:
+    """Write ``model`` (a :class:`~darkconv.nn.builder.DarknetModel`) to ``path``.
+
+    The format comes from the extension: ``.onnx`` (``torch.onnx`` with ``opset``), ``.pt``
+    (TorchScript, ``torch.jit.load``), ``.pt2`` (``torch.export``, ``torch.export.load``).
+    ``dynamic_batch``: the batch dimension is symbolic (else fixed at 1).  ``fp16``: the network
+    runs in float16 (inputs and outputs stay float32).  ``fuse``: batch norm folded first.
+    ``decode``: the outputs become ``boxes`` (N, K, 4: x1 y1 x2 y2 as fractions of the network
+    input) and ``scores`` (N, K, classes: objectness x class).  ``nms`` (ONNX only, implies
+    ``decode``): ``NonMaxSuppression`` with ``thresh``, ``nms_thresh`` and ``max_det``, outputs
+    ``num_detections, boxes, scores, classes``.  The model itself is not modified.  Returns the
+    path written; the file appears only when complete.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FORMATS.get(ext)
+    if fmt is None:
+        raise UnsupportedError(
+            f"{path}: unknown export format {ext or '(no extension)'}; use one of "
+            + ", ".join(FORMATS)
+        )
+    opts = ExportOptions(opset, dynamic_batch, fp16, fuse, decode or nms, nms, thresh,
+                         nms_thresh, max_det)  # fmt: skip
+    opts.check(fmt)
+    if fmt == "onnx":
+        _require("onnx", "onnxscript")
+    check_output_path(path)
+    network = model_network(model)
+    module = _export_module(model, opts)
+    names = output_names(model, opts.decode, opts.nms)
+    # a batch of 2 keeps torch.export from specialising the batch to the example's size 1
+    x = _example(model, 2 if dynamic_batch else 1)
+    meta = {
+        "darkconv_version": __version__,
+        "cfg": os.path.basename(network.path or ""),
+        "input": "float32 (N, c, h, w), Darknet's network input (RGB in [0, 1], letterboxed)",
+        "outputs": ", ".join(names),
+        "boxes": "x1 y1 x2 y2 as fractions of the network input (undo the letterbox yourself)",
+        "fp16": str(fp16),
+    }
+    with atomic_path(path) as tmp:
+        if fmt == "onnx":
+            _write_onnx(module, x, names, tmp, opts, meta)
+        elif fmt == "torchscript":
+            _write_torchscript(module, x, tmp)
+        else:
+            _write_pt2(module, x, tmp, opts)
+    return path
