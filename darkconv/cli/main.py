@@ -19,6 +19,7 @@ from darkconv import __version__
 from darkconv.cli.apps import detect_command, predict_command
 from darkconv.cli.bench import bench as bench_command
 from darkconv.cli.build import build as build_command
+from darkconv.cli.export import export_command
 from darkconv.cli.map import map_command
 from darkconv.cli.run import run_command, verify_command
 from darkconv.cli.train import train as train_command
@@ -100,5 +101,6 @@ for _command in (
     bench_command,
     train_command,
     map_command,
+    export_command,
 ):
     cli.add_command(_command)

@@ -9,10 +9,13 @@ case; ``fp16`` computes the network in float16 inside the graph.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
+import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,7 @@ __all__ = [
 FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".pt2": "torch.export"}
 DEFAULT_OPSET = 20  # torch.onnx's default in torch 2.9+
 MIN_OPSET, MAX_OPSET = 13, 23  # the range the tests cover (tests/export)
+DYNAMO_MIN_OPSET = 18  # below it: the TorchScript-based exporter
 _EXTRA = "pip install 'darkconv[onnx]'"
 
 
@@ -148,11 +152,24 @@ def _write_onnx(module: ExportModule, x: Tensor, names: Sequence[str], tmp: str,
     import onnx
 
     plain = ["boxes", "scores"] if opts.nms else list(names)
-    program = torch.onnx.export(
-        module, (x,), None, dynamo=True, opset_version=opts.opset, input_names=["input"],
-        output_names=plain, dynamic_shapes=_dynamic(opts), verbose=False,
-    )  # fmt: skip
-    proto = program.model_proto
+    if opts.opset >= DYNAMO_MIN_OPSET:
+        program = torch.onnx.export(
+            module, (x,), None, dynamo=True, opset_version=opts.opset, input_names=["input"],
+            output_names=plain, dynamic_shapes=_dynamic(opts), verbose=False,
+        )  # fmt: skip
+        proto = program.model_proto
+    else:
+        # The dynamo exporter writes opset 18 and converts down, which fails for some ops
+        # (Pad); the TorchScript-based exporter emits older opsets directly.
+        axes = {n: {0: "batch"} for n in ["input", *plain]} if opts.dynamic_batch else None
+        torch.onnx.export(
+            module, (x,), tmp, dynamo=False, opset_version=opts.opset, input_names=["input"],
+            output_names=plain, dynamic_axes=axes,
+        )  # fmt: skip
+        proto = onnx.load(tmp)
+    got = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    if got != opts.opset:
+        raise UnsupportedError(f"--opset {opts.opset}: torch.onnx wrote opset {got} instead")
     if opts.nms:
         proto = append_nms(proto, opts.thresh, opts.nms_thresh, opts.max_det)
     for key, value in meta.items():
@@ -169,6 +186,26 @@ def _write_torchscript(module: ExportModule, x: Tensor, tmp: str) -> None:
 def _write_pt2(module: ExportModule, x: Tensor, tmp: str, opts: ExportOptions) -> None:
     program = torch.export.export(module, (x,), dynamic_shapes=_dynamic(opts), strict=False)
     torch.export.save(program, tmp)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' chatter (tracer and deprecation warnings from torch internals,
+    the ONNX registry's notes about torchvision ops) while a file is written."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+            # fp16: Darknet's -FLT_MAX maxpool padding becomes -inf, as intended
+            warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
+            yield
+    finally:
+        registry.setLevel(level)
 
 
 def export(
@@ -224,7 +261,7 @@ def export(
         "boxes": "x1 y1 x2 y2 as fractions of the network input (undo the letterbox yourself)",
         "fp16": str(fp16),
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _quiet():
         if fmt == "onnx":
             _write_onnx(module, x, names, tmp, opts, meta)
         elif fmt == "torchscript":
