@@ -33,6 +33,13 @@ Shape3 = tuple[int, int, int]
 FLT_MAX = 3.4028234663852886e38
 
 
+def _representable(x: Tensor, value: float) -> float:
+    """``value`` clamped to ``x``'s dtype: float16/bfloat16 cannot hold -FLT_MAX, and their
+    lowest finite value plays its role (F.pad refuses a value that overflows)."""
+    info = torch.finfo(x.dtype)
+    return min(max(value, info.min), info.max)
+
+
 def _window_pad(
     x: Tensor, in_hw: tuple[int, int], out_hw: tuple[int, int], size: int,
     strides: tuple[int, int], padding: int, value: float,
@@ -40,6 +47,7 @@ def _window_pad(
     """Pad for Darknet's pooling windows: they start at ``-padding/2`` and the last one may run
     past the bottom/right edge; ``value`` fills what lies outside the image."""
     (h, w), (oh, ow), (sy, sx) = in_hw, out_hw, strides
+    value = _representable(x, value)
     off = padding // 2
     right = max(0, (ow - 1) * sx + size - w - off)
     bottom = max(0, (oh - 1) * sy + size - h - off)
@@ -91,7 +99,7 @@ class MaxPool(nn.Module):
             # forward_maxpool_layer, maxpool_depth: channels k = g, g+out_channels, ... per plane
             b, c, h, w = x.shape
             groups = -(-c // self.depth)
-            x = F.pad(x, (0, 0, 0, 0, 0, groups * self.depth - c), value=-FLT_MAX)
+            x = F.pad(x, (0, 0, 0, 0, 0, groups * self.depth - c), value=_representable(x, -FLT_MAX))
             return x.reshape(b, groups, self.depth, h, w).amax(dim=1)
         _, oh, ow = self.pool_shape
         strides = (self.stride_y, self.stride)
