@@ -6,7 +6,8 @@ child process can rebuild the same model to measure its peak RSS
 spec into a :class:`Prepared`: a zero-argument ``call`` running one synchronized forward pass.
 
 Kinds: ``darkconv`` (a cfg built by :func:`darkconv.nn.builder.build`, its random init) and
-the peers of :mod:`darkconv.bench.peers` (``torchvision``, ``timm``, ``opencv``).
+the peers of :mod:`darkconv.bench.peers` (``torchvision``, ``timm``, ``opencv``,
+``onnxruntime``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import resource
 import sys
 from typing import Any
 
-from darkconv.bench.peers import peer_model, prepare_opencv
+from darkconv.bench.peers import peer_model, prepare_onnxruntime, prepare_opencv
 from darkconv.bench.spec import DTYPES, ModelSpec, Prepared, Settings, resized_network
 
 __all__ = ["prepare", "compile_options", "measure_rss", "set_threads"]
@@ -119,6 +120,8 @@ def prepare(spec: ModelSpec, settings: Settings) -> Prepared:
         raise ValueError(f"dtype must be one of {DTYPES}, got {settings.dtype!r}")
     if spec.kind == "opencv":
         return prepare_opencv(spec, settings)
+    if spec.kind == "onnxruntime":
+        return prepare_onnxruntime(spec, settings)
     return _prepare_torch(spec, settings)
 
 
@@ -178,9 +181,10 @@ def _child(payload: str) -> dict[str, float]:
     if spec_d.get("files") is not None:
         spec_d["files"] = tuple(spec_d["files"])
     spec, settings = ModelSpec(**spec_d), Settings(**data["settings"])
-    if spec.kind in ("opencv", "torchvision", "timm"):  # library imports count in the base
-        importlib.import_module("cv2" if spec.kind == "opencv" else spec.kind)
-    if spec.kind != "opencv":
+    library = {"opencv": "cv2"}.get(spec.kind, spec.kind)
+    if spec.kind in ("opencv", "onnxruntime", "torchvision", "timm"):  # imports count in the base
+        importlib.import_module(library)
+    if spec.kind not in ("opencv", "onnxruntime"):
         import torch
 
         import darkconv.nn.builder  # noqa: F401

@@ -2,7 +2,8 @@
 
 ``torchvision`` and ``timm`` rows are hand-written networks with a random init; an ``opencv`` row
 runs ``cv2.dnn.readNetFromDarknet`` on the same cfg text and a random ``.weights`` file of the right
-size, written beforehand by :func:`write_opencv_files`.
+size, written beforehand by :func:`write_opencv_files`; an ``onnxruntime`` row runs the
+``darkconv.export`` ONNX file of the same model (:func:`write_onnx_file`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = [
     "peer_model",
     "write_opencv_files",
     "prepare_opencv",
+    "write_onnx_file",
+    "prepare_onnxruntime",
 ]
 
 TORCHVISION_PEERS = ("resnet50", "resnet101", "resnet152", "densenet121")
@@ -52,6 +55,14 @@ def peer_specs(cfg_names: list[str], device: str) -> tuple[list[ModelSpec], list
         notes.append("OpenCV DNN skipped: the pip build runs on the CPU only")
     else:
         specs.append(ModelSpec(f"{cfg_names[0]} (OpenCV DNN)", "opencv", cfg_names[0]))
+    if not cfg_names:
+        pass
+    elif not (_installed("onnxruntime") and _installed("onnx") and _installed("onnxscript")):
+        notes.append("onnxruntime skipped: pip install 'darkconv[onnx]'")
+    elif device != "cpu":
+        notes.append("onnxruntime skipped: its row runs the CPU execution provider only")
+    else:
+        specs.append(ModelSpec(f"{cfg_names[0]} (onnxruntime)", "onnxruntime", cfg_names[0]))
     return specs, notes
 
 
@@ -115,5 +126,48 @@ def prepare_opencv(spec: ModelSpec, s: Settings) -> Prepared:
     def call() -> object:
         net.setInput(blob)
         return net.forward()
+
+    return Prepared(call, network.params, network.bflops, [])
+
+
+def write_onnx_file(
+    network: Network, folder: str | Path, stem: str, seed: int = 0
+) -> tuple[str, str]:
+    """Write ``stem.cfg`` and ``stem.onnx``: ``darkconv.export`` of the network with the random
+    parameters of :func:`random_state` (batch norm fused, dynamic batch, the default opset)."""
+    import torch
+
+    from darkconv.export import export
+    from darkconv.nn.builder import build
+
+    folder = Path(folder)
+    cfg_path, onnx_path = folder / f"{stem}.cfg", folder / f"{stem}.onnx"
+    cfg_path.write_text(write_network(network), encoding="utf-8")
+    model = build(network)
+    state = {k: torch.from_numpy(v) for k, v in random_state(network, seed).items()}
+    model.load_state_dict(state, strict=False)
+    export(model, onnx_path)
+    return str(cfg_path), str(onnx_path)
+
+
+def prepare_onnxruntime(spec: ModelSpec, s: Settings) -> Prepared:
+    import onnxruntime as ort
+
+    if spec.files is None:
+        raise ValueError("an onnxruntime spec needs its (cfg, onnx) files")
+    if s.dtype != "fp32":
+        raise ValueError("the onnxruntime row runs the float32 export only")
+    cfg_path, onnx_path = spec.files
+    network = parse_network(Path(cfg_path).read_text(encoding="utf-8"), path=cfg_path)
+    options = ort.SessionOptions()
+    if s.threads:
+        options.intra_op_num_threads = s.threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    c, h, w = network.input
+    blob = np.random.default_rng(0).random((s.batch, c, h, w), dtype=np.float32)
+
+    def call() -> object:
+        return session.run(None, {"input": blob})
 
     return Prepared(call, network.params, network.bflops, [])

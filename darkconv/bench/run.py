@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from darkconv.bench.models import measure_rss, prepare, set_threads
-from darkconv.bench.peers import peer_specs, write_opencv_files
+from darkconv.bench.peers import peer_specs, write_onnx_file, write_opencv_files
 from darkconv.bench.spec import ModelSpec, Prepared, Settings, resized_network
 from darkconv.weights.atomic import atomic_writer
 
@@ -142,14 +142,15 @@ def _cpu_name() -> str:
 
 
 def _with_files(specs: list[ModelSpec], settings: Settings, folder: str) -> list[ModelSpec]:
-    """Give each opencv spec its cfg (resized) and random weights files in ``folder``."""
+    """Give each opencv spec its cfg (resized) and random weights files in ``folder``, each
+    onnxruntime spec its cfg and exported ONNX file."""
+    writers = {"opencv": write_opencv_files, "onnxruntime": write_onnx_file}
     out = []
     for i, spec in enumerate(specs):
-        if spec.kind == "opencv":
+        if spec.kind in writers:
             network = resized_network(spec.target, settings.size)
-            spec = ModelSpec(
-                spec.name, spec.kind, spec.target, write_opencv_files(network, folder, f"m{i}")
-            )
+            files = writers[spec.kind](network, folder, f"m{i}")
+            spec = ModelSpec(spec.name, spec.kind, spec.target, files)
         out.append(spec)
     return out
 
