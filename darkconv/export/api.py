@@ -109,9 +109,10 @@ def output_names(model: Any, decode: bool = False, nms: bool = False) -> list[st
 def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
     network = model_network(model)
     work = copy.deepcopy(model)  # never change the caller's model
-    work.network = network  # type: ignore[assignment]  # (dropped by DarknetModel's pickling)
+    work.network = network  # (dropped by DarknetModel's pickling)
     if hasattr(work, "batch_invariant"):
-        work.batch_invariant = False  # one batched graph; the row-by-row loop is eager-only
+        # one batched graph; the row-by-row loop is eager-only
+        setattr(work, "batch_invariant", False)  # noqa: B010
     if opts.fuse:
         fuse_model(work, prepack=False)  # plain conv2d: oneDNN's packed ops do not export
     work = work.to("cpu", torch.float16 if opts.fp16 else torch.float32).eval()
@@ -157,6 +158,7 @@ def _write_onnx(module: ExportModule, x: Tensor, names: Sequence[str], tmp: str,
             module, (x,), None, dynamo=True, opset_version=opts.opset, input_names=["input"],
             output_names=plain, dynamic_shapes=_dynamic(opts), verbose=False,
         )  # fmt: skip
+        assert program is not None  # (None only when given an output file)
         proto = program.model_proto
     else:
         # The dynamo exporter writes opset 18 and converts down, which fails for some ops

@@ -44,6 +44,10 @@ class _Yolo(nn.Module):
     inner.  x, y: ``(col + out_x)/l.w`` (AlexeyAB's ``scale_x_y`` is already applied to the
     output by the layer); w, h relative to the network size."""
 
+    col: Tensor
+    row: Tensor
+    anchors: Tensor
+
     def __init__(self, head: Head, classes: int, net_w: int, net_h: int) -> None:
         super().__init__()
         self.n, self.h, self.w, self.nc, self.classes = (
@@ -84,6 +88,10 @@ class _Region(nn.Module):
     """``get_region_detections`` (no tree) without the objectness test: anchor-major
     (``n*w*h + cell``), anchors in grid cells, objectness 1 with ``background``."""
 
+    col: Tensor
+    row: Tensor
+    anchors: Tensor
+
     def __init__(self, head: Head, classes: int) -> None:
         super().__init__()
         if head.tree:
@@ -123,6 +131,10 @@ class _Detection(nn.Module):
     """``get_detection_detections`` (yolov1) with ``w = h = 1`` (relative boxes, as
     ``darknet yolo test``): ``[cells][classes]`` scores, ``[cells][n]`` confidences, then
     ``[cells][n][4]`` boxes; ``w = b_w^(sqrt ? 2 : 1)``; score = confidence x class."""
+
+    col: Tensor
+    row: Tensor
+    cell: Tensor
 
     def __init__(self, head: Head, classes: int) -> None:
         super().__init__()
