@@ -23,9 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from darkconv import __version__
-from darkconv.apps.api import HEAD_TYPES, model_network, network_heads, prob_classes
+from darkconv.apps.api import model_network
 from darkconv.errors import DarkconvError, UnsupportedError
-from darkconv.export.decode import DecodeHeads
+from darkconv.export.decode import DecodeHeads, model_heads, prob_classes
 from darkconv.export.nms import MIN_NMS_OPSET, append_nms
 from darkconv.nn.fuse import fuse_model
 from darkconv.weights.atomic import atomic_path, check_output_path
@@ -101,9 +101,9 @@ def output_names(model: Any, decode: bool = False, nms: bool = False) -> list[st
         return ["num_detections", "boxes", "scores", "classes"]
     if decode:
         return ["boxes", "scores"]
-    network = model_network(model)
-    heads = [la.index for la in network.layers if la.type in HEAD_TYPES]
-    return [f"layer_{i:03d}" for i in (heads or [network.output_index])]
+    # what DarknetModel.forward returns: the head outputs in layer order, else the output layer
+    heads = tuple(getattr(model, "heads", ()))
+    return [f"layer_{i:03d}" for i in (heads or (model_network(model).output_index,))]
 
 
 def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
@@ -119,9 +119,7 @@ def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
     work.requires_grad_(False)
     decoder = None
     if opts.decode:
-        heads = network_heads(network)
-        if not heads:
-            raise UnsupportedError("--decode: the network has no [yolo], [region] or [detection]")
+        heads = model_heads(model, network)
         _, net_h, net_w = network.input
         decoder = DecodeHeads(heads, prob_classes(network, heads), net_w, net_h)
     return ExportModule(work, decoder, opts.fp16).eval()

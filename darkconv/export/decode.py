@@ -13,7 +13,8 @@ size.  :func:`undo_letterbox` is that correction, for callers (and tests) that n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,39 @@ from torch import Tensor, nn
 from darkconv.apps.decode import Head
 from darkconv.errors import UnsupportedError
 
-__all__ = ["DecodeHeads", "decoded_index", "undo_letterbox"]
+__all__ = ["DecodeHeads", "decoded_index", "model_heads", "prob_classes", "undo_letterbox"]
+
+#: the heads --decode knows (Gaussian_yolo's layout, with its sigmas, is not decoded)
+DECODED = ("yolo", "region", "detection")
+
+
+def model_heads(model: Any, network: Any) -> list[Head]:
+    """The heads ``model.forward`` returns, in layer order, as decoding parameters."""
+    layers = [network.layers[i] for i in getattr(model, "heads", ())]
+    if not layers:
+        raise UnsupportedError("--decode: the network has no [yolo], [region] or [detection]")
+    other = [f"{la.index} ([{la.type}])" for la in layers if la.type not in DECODED]
+    if other:
+        raise UnsupportedError(f"--decode: layer {', '.join(other)} cannot be decoded")
+    return [Head.from_layer(la) for la in layers]
+
+
+def _last_layer_classes(network: Any, heads: Sequence[Head]) -> int:
+    value = network.layers[-1].options.get("classes")
+    return int(value) if value is not None else heads[-1].classes
+
+
+#: the length of every prob array, per dialect: pjreddie's get_network_boxes sizes them by
+#: ``net->layers[net->n-1].classes``; AlexeyAB's (network.c make_network_boxes) by the first
+#: head's classes
+PROB_CLASSES: dict[str, Callable[[Any, Sequence[Head]], int]] = {
+    "pjreddie": _last_layer_classes,
+    "alexeyab": lambda network, heads: heads[0].classes,
+}
+
+
+def prob_classes(network: Any, heads: Sequence[Head]) -> int:
+    return PROB_CLASSES[getattr(network, "dialect", None) or "pjreddie"](network, heads)
 
 
 def _corners(x: Tensor, y: Tensor, w: Tensor, h: Tensor) -> Tensor:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from export_util import DETECT_CASES, detect_case, exported, ort_session
 
-from darkconv.apps.api import forward_layers, network_heads, prob_classes
+from darkconv.apps.api import forward_layers
 from darkconv.apps.decode import get_network_boxes
-from darkconv.export.decode import decoded_index, undo_letterbox
+from darkconv.export.decode import decoded_index, model_heads, prob_classes, undo_letterbox
 from darkconv.nn.builder import load
 
 pytest.importorskip("onnxruntime", reason="onnxruntime missing: pip install 'darkconv[onnx]'")
@@ -57,7 +57,7 @@ def _xywh(corners: np.ndarray) -> np.ndarray:
 def test_decode_equals_detect_before_nms(name: str) -> None:
     case, arrays, model, outs = _run(name)
     network = model.network
-    heads = network_heads(network)
+    heads = model_heads(model, network)
     _, net_h, net_w = network.input
     im_w, im_h = case["image_size"]["w"], case["image_size"]["h"]
     thresh = float(case["thresh"])
@@ -81,7 +81,7 @@ def test_decode_equals_detect_before_nms(name: str) -> None:
 @pytest.mark.parametrize("name", DETECT_CASES)
 def test_nms_keeps_darknets_printed_lines(name: str) -> None:
     case, arrays, model, outs = _run(name)
-    heads = network_heads(model.network)
+    heads = model_heads(model, model.network)
     thresh = np.float32(case["thresh"])
     n = int(outs["num_detections"][0])
     assert n < MAX_DET
