@@ -161,6 +161,7 @@ def _write_onnx(module: ExportModule, x: Tensor, names: Sequence[str], tmp: str,
     else:
         # The dynamo exporter writes opset 18 and converts down, which fails for some ops
         # (Pad); the TorchScript-based exporter emits older opsets directly.
+        _register_decompositions()
         axes = {n: {0: "batch"} for n in ["input", *plain]} if opts.dynamic_batch else None
         torch.onnx.export(
             module, (x,), tmp, dynamo=False, opset_version=opts.opset, input_names=["input"],
@@ -175,6 +176,20 @@ def _write_onnx(module: ExportModule, x: Tensor, names: Sequence[str], tmp: str,
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save_model(proto, tmp)
+
+
+_SCALAR_TYPES = {"Double": torch.float64, "Float": torch.float32, "Half": torch.float16}
+
+
+def _expm1(g: Any, x: Any) -> Any:
+    # elu/selu: ONNX has no expm1; exp(x) - 1 is also what Darknet's elu_activate computes
+    dtype = _SCALAR_TYPES.get(x.type().scalarType(), torch.float32)
+    return g.op("Sub", g.op("Exp", x), g.op("Constant", value_t=torch.tensor(1, dtype=dtype)))
+
+
+def _register_decompositions() -> None:
+    """Teach the TorchScript-based exporter the ops it lacks (once per process)."""
+    torch.onnx.register_custom_op_symbolic("aten::expm1", _expm1, MIN_OPSET)
 
 
 def _write_torchscript(module: ExportModule, x: Tensor, tmp: str) -> None:
