@@ -99,7 +99,9 @@ class MaxPool(nn.Module):
             # forward_maxpool_layer, maxpool_depth: channels k = g, g+out_channels, ... per plane
             b, c, h, w = x.shape
             groups = -(-c // self.depth)
-            x = F.pad(x, (0, 0, 0, 0, 0, groups * self.depth - c), value=_representable(x, -FLT_MAX))
+            x = F.pad(
+                x, (0, 0, 0, 0, 0, groups * self.depth - c), value=_representable(x, -FLT_MAX)
+            )
             return x.reshape(b, groups, self.depth, h, w).amax(dim=1)
         _, oh, ow = self.pool_shape
         strides = (self.stride_y, self.stride)
