@@ -128,9 +128,8 @@ def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
 def _example(model: Any, batch: int) -> Tensor:
     network = model_network(model)
     c, h, w = network.input
-    if not (c and h and w):
-        raise UnsupportedError("export needs an image network ([net] width/height/channels)")
-    return torch.rand(batch, c, h, w, generator=torch.Generator().manual_seed(0))
+    shape = (batch, c, h, w) if c and h and w else (batch, network.inputs)  # [net] inputs=
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(0))
 
 
 def _require(*modules: str) -> None:
@@ -271,7 +270,8 @@ def export(
     meta = {
         "darkconv_version": __version__,
         "cfg": os.path.basename(network.path or ""),
-        "input": "float32 (N, c, h, w), Darknet's network input (RGB in [0, 1], letterboxed)",
+        "input": "float32 (N, c, h, w) (or (N, inputs)), Darknet's network input "
+        "(RGB in [0, 1], letterboxed)",
         "outputs": ", ".join(names),
         "boxes": "x1 y1 x2 y2 as fractions of the network input (undo the letterbox yourself)",
         "fp16": str(fp16),
