@@ -115,6 +115,9 @@ def _export_module(model: nn.Module, opts: ExportOptions) -> ExportModule:
         setattr(work, "batch_invariant", False)  # noqa: B010
     if opts.fuse:
         fuse_model(work, prepack=False)  # plain conv2d: oneDNN's packed ops do not export
+    for module in work.modules():  # a model the caller fused already: its packed copies too
+        if getattr(module, "prepack", False):
+            setattr(module, "prepack", False)  # noqa: B010
     work = work.to("cpu", torch.float16 if opts.fp16 else torch.float32).eval()
     work.requires_grad_(False)
     decoder = None

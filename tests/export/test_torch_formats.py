@@ -94,6 +94,17 @@ def test_cli_error_exit_code(tmp_path, capsys) -> None:
     assert "--nms adds the ONNX NonMaxSuppression op" in err and "Traceback" not in err
 
 
+def test_a_fused_model_exports(tmp_path) -> None:
+    name = "yolov3-tiny"
+    model = load(*net_files(name)).fuse()
+    model(torch.from_numpy(net_input(name)))  # packs the oneDNN weights
+    darkconv.export(model, tmp_path / "m.pt", fuse=False)
+    outs = torch.jit.load(str(tmp_path / "m.pt"))(torch.from_numpy(net_input(name)))
+    ref = net_outputs(name)
+    for out_name, out in zip(output_names(model), outs, strict=True):
+        assert rel_err(out.numpy().reshape(ref[out_name].shape), ref[out_name]) <= NET_TOL
+
+
 def test_the_model_is_not_modified(tiny, tmp_path) -> None:
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
     kinds = [type(m) for m in tiny.modules()]
