@@ -31,9 +31,18 @@ DETECTORS = ["yolov3", "yolov3-tiny", "yolov4", "yolov4-tiny"]
 
 
 def _shipped(names: list[str]) -> list[str]:
-    """The names among ``names`` that have a cfg in cfg/ (yolov4 arrives with the AlexeyAB
-    dialect)."""
-    return [n for n in names if (ROOT / "cfg" / f"{n}.cfg").is_file()]
+    """The names among ``names`` that resolve to a shipped cfg (yolov4: cfg/alexeyab/)."""
+    from darkconv.errors import DarkconvError
+    from darkconv.parse.graph import resolve_cfg
+
+    found = []
+    for name in names:
+        try:
+            resolve_cfg(name)
+        except (DarkconvError, OSError):
+            continue
+        found.append(name)
+    return found
 
 
 def steps(device: str, out: Path) -> list[dict[str, Any]]:

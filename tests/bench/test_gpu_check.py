@@ -35,7 +35,7 @@ def test_steps(device: str, tmp_path: Path) -> None:
     assert detectors and all("--device" in s["cmd"] and device in s["cmd"] for s in steps[1:])
     if device == "cuda":
         cmd = detectors[0]["cmd"]
-        assert "yolov3" in cmd and "416" in cmd and "1,8" in cmd
+        assert "yolov3" in cmd and "yolov4-tiny" in cmd and "416" in cmd and "1,8" in cmd
     else:
         assert all("--no-peers" in s["cmd"] for s in steps[1:])
     assert all(s["json"] is None or s["json"].startswith(str(tmp_path)) for s in steps)
