@@ -5,7 +5,7 @@
 #      (cfg-built) and the torchvision/timm peers that are installed, at 256x256;
 #   3. the detector table at 416 (yolov3, yolov3-tiny, and yolov4/yolov4-tiny when their cfgs ship),
 #      batch 1 and 8, fp32 and fp16;
-#   4. the training-step benchmark (scripts/bench_train.py) when it exists.
+#   4. the training-step benchmark (scripts/bench_train.py: darknet53 step vs timm, CPU) when it exists.
 # Writes gpu_check.json and gpu_check.md into --out (default: $TMPDIR/darkconv-gpu-check) and prints
 # the Markdown. `--device cpu` runs the same steps at toy sizes as a quick smoke test (CI).
 #

@@ -31,13 +31,16 @@ def test_steps(device: str, tmp_path: Path) -> None:
     assert [n for n in names if n.startswith("classifiers")] == [
         "classifiers fp32", "classifiers fp16", "classifiers bf16"
     ]  # fmt: skip
-    detectors = [s for s in steps if s["name"].startswith("detectors")]
-    assert detectors and all("--device" in s["cmd"] and device in s["cmd"] for s in steps[1:])
+    benches = [s for s in steps if s["name"].startswith(("classifiers", "detectors"))]
+    detectors = [s for s in benches if s["name"].startswith("detectors")]
+    assert detectors and all("--device" in s["cmd"] and device in s["cmd"] for s in benches)
+    train = [s for s in steps if s["name"].startswith("training step")]
+    assert len(train) == (device == "cuda" and (ROOT / "scripts" / "bench_train.py").is_file())
     if device == "cuda":
         cmd = detectors[0]["cmd"]
         assert "yolov3" in cmd and "yolov4-tiny" in cmd and "416" in cmd and "1,8" in cmd
     else:
-        assert all("--no-peers" in s["cmd"] for s in steps[1:])
+        assert all("--no-peers" in s["cmd"] for s in benches)
     assert all(s["json"] is None or s["json"].startswith(str(tmp_path)) for s in steps)
 
 
