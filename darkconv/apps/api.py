@@ -29,6 +29,7 @@ from darkconv.parse.budget import activation_cost, check_fits
 
 __all__ = [
     "DetectorSetup",
+    "at_size",
     "detect",
     "detector_setup",
     "forward_layers",
@@ -45,6 +46,15 @@ def model_network(model: Any) -> Any:
         if net is not None and hasattr(net, "layers") and hasattr(net, "input"):
             return net
     raise TypeError(f"{type(model).__name__} does not carry its darkconv Network")
+
+
+def at_size(model: Any, size: int | tuple[int, int] | None) -> Any:
+    """``model`` at network size ``(w, h)`` (same parameters; ``DarknetModel.at_size``)."""
+    if size is None:
+        return model
+    from darkconv.nn.size import resized_model
+
+    return resized_model(model, size)
 
 
 def network_input(
@@ -118,6 +128,7 @@ def predict(
     names: Sequence[str] | None = None,
     dialect: str | None = None,
     max_pixels: int = MAX_IMAGE_PIXELS,
+    size: int | tuple[int, int] | None = None,
 ) -> list[Prediction]:
     """``darknet classifier predict``: the ``top`` classes of the network output.
 
@@ -126,7 +137,10 @@ def predict(
     is named by its index.  ``dialect`` (default: the network's) picks the input
     (pjreddie: letterbox; AlexeyAB: ``resize_min`` + centre crop) and ``Prediction.line``.
     An image file of more than ``max_pixels`` pixels is refused.
+    ``size=(w, h)`` runs the model at that network size (:func:`at_size`, as if ``[net]
+    width/height`` were edited).
     """
+    model = at_size(model, size)
     network = model_network(model)
     d = network_dialect(network, dialect)
     out = network.layers[network.output_index]
@@ -150,6 +164,7 @@ def detect(
     letter_box: bool = False,
     ext_output: bool = False,
     max_pixels: int = MAX_IMAGE_PIXELS,
+    size: int | tuple[int, int] | None = None,
 ) -> DetectResult:
     """``darknet detector test``: boxes, printed lines and drawn corners for one image.
 
@@ -160,7 +175,9 @@ def detect(
     ``thresh`` defaults to the dialect's (.5 / .25).  ``hier`` (``hier_thresh``) only matters for
     ``tree=`` regions, which are not supported.  ``nms=0`` skips NMS as Darknet does.  An image
     file of more than ``max_pixels`` pixels is refused.
+    ``size=(w, h)`` runs the model at that network size (:func:`at_size`).
     """
+    model = at_size(model, size)
     network = model_network(model)
     setup = detector_setup(network, dialect, letter_box)
     im, x = network_input(

@@ -57,8 +57,8 @@ def _torch_model(spec: ModelSpec, s: Settings) -> tuple[Any, int, float, tuple[i
 
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.zeros(1, 3, s.size, s.size))
-    return model, _count(model), counter.get_total_flops() / 1e9, (3, s.size, s.size)
+        model(torch.zeros(1, 3, s.size[1], s.size[0]))
+    return model, _count(model), counter.get_total_flops() / 1e9, (3, s.size[1], s.size[0])
 
 
 def compile_options(device: str = "cpu") -> dict[str, bool]:
@@ -82,6 +82,8 @@ def _prepare_torch(spec: ModelSpec, s: Settings) -> Prepared:
     from darkconv.nn.builder import pick_device
 
     model, params, bflops, chw = _torch_model(spec, s)
+    if spec.kind == "darkconv":
+        model.batch_invariant = s.exact_batch
     notes: list[str] = []
     if spec.kind == "darkconv" and s.fuse:
         from darkconv.nn.fuse import fuse_model
@@ -118,6 +120,8 @@ def prepare(spec: ModelSpec, settings: Settings) -> Prepared:
     """Build ``spec`` under ``settings``; ``call()`` runs one forward pass to completion."""
     if settings.dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {settings.dtype!r}")
+    if spec.batch is not None:
+        settings = dataclasses.replace(settings, batch=spec.batch)
     if spec.kind == "opencv":
         return prepare_opencv(spec, settings)
     if spec.kind == "onnxruntime":

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from darkconv.bench.spec import ModelSpec, Prepared, Settings, random_state
-from darkconv.parse.graph import Network, parse_network, write_network
+from darkconv.errors import DarkconvError
+from darkconv.parse.graph import Network, load_network, parse_network, write_network
+from darkconv.parse.size import size_rule
 
 __all__ = [
     "TORCHVISION_PEERS",
@@ -45,6 +48,7 @@ def peer_specs(cfg_names: list[str], device: str) -> tuple[list[ModelSpec], list
         specs += [ModelSpec(f"{n} (timm)", "timm", n) for n in TIMM_PEERS]
     else:
         notes.append("timm not installed: its darknet53 skipped")
+    opencv = [c for i, c in enumerate(cfg_names) if i == 0 or is_detector(c)]
     if not cfg_names:
         pass
     elif not _installed("cv2"):
@@ -54,7 +58,7 @@ def peer_specs(cfg_names: list[str], device: str) -> tuple[list[ModelSpec], list
     elif device != "cpu":
         notes.append("OpenCV DNN skipped: the pip build runs on the CPU only")
     else:
-        specs.append(ModelSpec(f"{cfg_names[0]} (OpenCV DNN)", "opencv", cfg_names[0]))
+        specs += [ModelSpec(f"{_stem(c)} (OpenCV DNN)", "opencv", c) for c in opencv]
     if not cfg_names:
         pass
     elif not (_installed("onnxruntime") and _installed("onnx") and _installed("onnxscript")):
@@ -62,8 +66,21 @@ def peer_specs(cfg_names: list[str], device: str) -> tuple[list[ModelSpec], list
     elif device != "cpu":
         notes.append("onnxruntime skipped: its row runs the CPU execution provider only")
     else:
-        specs.append(ModelSpec(f"{cfg_names[0]} (onnxruntime)", "onnxruntime", cfg_names[0]))
+        specs.append(ModelSpec(f"{_stem(cfg_names[0])} (onnxruntime)", "onnxruntime", cfg_names[0]))
     return specs, notes
+
+
+def is_detector(cfg: str) -> bool:
+    """A cfg whose last layer is a yolo/region/detection head (it gets its own OpenCV row)."""
+    try:
+        return size_rule(load_network(cfg)) > 1
+    except DarkconvError:
+        return False
+
+
+def _stem(cfg: str) -> str:
+    base = os.path.basename(cfg)
+    return base[:-4] if base.endswith(".cfg") else base
 
 
 def _installed(module: str) -> bool:
@@ -117,15 +134,18 @@ def prepare_opencv(spec: ModelSpec, s: Settings) -> Prepared:
     network = parse_network(Path(cfg_path).read_text(encoding="utf-8"), path=cfg_path)
     if s.threads:
         cv2.setNumThreads(s.threads)
-    net = cv2.dnn.readNetFromDarknet(cfg_path, weights_path)
+    dnn: Any = cv2.dnn  # OpenCV >= 5 (and its type stubs) dropped the Darknet importer
+    net = dnn.readNetFromDarknet(cfg_path, weights_path)
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     c, h, w = network.input
     blob = np.random.default_rng(0).random((s.batch, c, h, w), dtype=np.float32)
+    # every output layer (a detector's three heads), not only the last: the whole network runs
+    outputs = net.getUnconnectedOutLayersNames()
 
     def call() -> object:
         net.setInput(blob)
-        return net.forward()
+        return net.forward(outputs)
 
     return Prepared(call, network.params, network.bflops, [])
 

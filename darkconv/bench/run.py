@@ -36,6 +36,7 @@ __all__ = [
     "Report",
     "default_specs",
     "run_bench",
+    "summarize",
     "format_table",
     "write_json",
 ]
@@ -43,6 +44,12 @@ __all__ = [
 DEFAULT_CFGS = ("darknet53", "resnet50", "resnet101", "resnet152", "densenet201")
 
 Progress = Callable[[int, int, str], None]
+
+#: ``--clock``: wall time, or the calling thread's CPU time (one thread only).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+#: Environment variables that change CPU timings; recorded in the JSON and the table's footer.
+ENV_KEYS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
 @dataclass
@@ -59,6 +66,9 @@ class Row:
     base_mib: float | None = None
     ratio: float | None = None
     error: str | None = None
+    batch: int = 1
+    images_per_s: float | None = None
+    vs_opencv: float | None = None  # median / the median of the OpenCV row of the same cfg+batch
 
 
 @dataclass
@@ -91,15 +101,28 @@ def _label(cfg: str) -> str:
 
 
 def default_specs(
-    cfgs: Sequence[str] = (), peers: bool = True, device: str = "cpu"
+    cfgs: Sequence[str] = (),
+    peers: bool = True,
+    device: str = "cpu",
+    batches: Sequence[int] = (),
 ) -> tuple[list[ModelSpec], list[str]]:
-    """The rows for ``cfgs`` (default :data:`DEFAULT_CFGS`) plus the installed peers."""
+    """The rows for ``cfgs`` (default :data:`DEFAULT_CFGS`) plus the installed peers (OpenCV
+    DNN for the first cfg and for every detector cfg); with several ``batches``, every row once
+    per batch size, named ``... b8``."""
     cfgs = list(cfgs) or list(DEFAULT_CFGS)
     specs = [ModelSpec(_label(c), "darkconv", c) for c in cfgs]
     notes: list[str] = []
     if peers:
         more, notes = peer_specs(cfgs, device)
         specs += more
+    if len(batches) > 1:
+        specs = [
+            ModelSpec(f"{s.name} b{b}", s.kind, s.target, s.files, b)
+            for b in batches
+            for s in specs
+        ]
+    elif batches:
+        specs = [ModelSpec(s.name, s.kind, s.target, s.files, batches[0]) for s in specs]
     return specs, notes
 
 
@@ -114,6 +137,7 @@ def machine_info(settings: Settings) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average": _loadavg(),
+        "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ},
     }
     if settings.device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -150,7 +174,7 @@ def _with_files(specs: list[ModelSpec], settings: Settings, folder: str) -> list
         if spec.kind in writers:
             network = resized_network(spec.target, settings.size)
             files = writers[spec.kind](network, folder, f"m{i}")
-            spec = ModelSpec(spec.name, spec.kind, spec.target, files)
+            spec = ModelSpec(spec.name, spec.kind, spec.target, files, spec.batch)
         out.append(spec)
     return out
 
@@ -175,15 +199,27 @@ def run_bench(
     memory: bool = True,
     notes: Sequence[str] = (),
     progress: Progress | None = None,
+    clock: str = "wall",
 ) -> Report:
-    """Prepare, measure memory, warm up and time ``specs`` round-robin; see the module doc."""
+    """Prepare, measure memory, warm up and time ``specs`` round-robin; see the module doc.
+
+    ``clock="cpu"`` times each call by this thread's CPU time instead of wall time: with one
+    thread (the computation then runs in the calling thread) it hardly moves when other jobs
+    share the machine, so it compares the work each model does on a loaded machine."""
     import torch
+
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
+    if clock == "cpu" and settings.threads != 1:
+        raise ValueError("clock='cpu' needs threads=1 (other threads' CPU time is not counted)")
+    timer = CLOCKS[clock]
 
     set_threads(settings.threads)
     if settings.device == "cpu":
         torch.set_flush_denormal(True)
     machine = machine_info(settings)
-    rows = [Row(s.name, s.kind, s.target) for s in specs]
+    machine["clock"] = clock
+    rows = [Row(s.name, s.kind, s.target, batch=s.batch or settings.batch) for s in specs]
     cpu_mem = memory and settings.device == "cpu"
     total = len(specs) * (1 + int(cpu_mem) + warmup + runs)
     done = 0
@@ -225,20 +261,34 @@ def run_bench(
                 tick(f"warm-up {row.name}")
         for _ in range(runs):
             for row, prepared in live:
-                start = time.perf_counter()
+                start = timer()
                 prepared.call()
-                row.times_ms.append((time.perf_counter() - start) * 1e3)
+                row.times_ms.append((timer() - start) * 1e3)
                 tick(f"run {row.name}")
+    ref = summarize(rows)
+    machine["load_average_end"] = _loadavg()
+    return Report(settings, runs, warmup, rows, ref, report_notes, machine)
+
+
+def summarize(rows: Sequence[Row]) -> str | None:
+    """Fill each row's median, min, images/s, its ratio to the first timed darkconv row (whose
+    name is returned) and, for darkconv rows, the ratio to the OpenCV row of the same cfg and
+    batch size."""
     for row in rows:
         if row.times_ms:
             row.median_ms = statistics.median(row.times_ms)
             row.min_ms = min(row.times_ms)
+            row.images_per_s = row.batch * 1e3 / row.median_ms
+    opencv = {(r.target, r.batch): r.median_ms for r in rows if r.kind == "opencv"}
+    for row in rows:
+        peer = opencv.get((row.target, row.batch))
+        if row.kind == "darkconv" and peer and row.median_ms is not None:
+            row.vs_opencv = row.median_ms / peer
     ref = next((r for r in rows if r.kind == "darkconv" and r.median_ms), None)
     for row in rows:
         if ref is not None and ref.median_ms and row.median_ms is not None:
             row.ratio = row.median_ms / ref.median_ms
-    machine["load_average_end"] = _loadavg()
-    return Report(settings, runs, warmup, rows, ref.name if ref else None, report_notes, machine)
+    return ref.name if ref else None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -250,27 +300,30 @@ def format_table(report: Report) -> str:
     s = report.settings
     mem = "GPU MiB" if s.device == "cuda" else "RSS MiB"
     ref = report.reference or "reference"
-    head = ("model", "params", "BFLOPs", "median ms", "min ms", mem, "+model", f"vs {ref}")
+    head: tuple[str, ...] = ("model", "params", "BFLOPs", "median ms", "min ms", "img/s")
+    head += (mem, "+model", f"vs {ref}")
+    cv = any(r.vs_opencv is not None for r in report.rows)
+    head += ("vs OpenCV",) * cv
     lines = [head]
     for r in report.rows:
         if r.error is not None:
-            lines.append((r.name, "-", "-", "skipped", "-", "-", "-", "-"))
+            lines.append((r.name, "-", "-", "skipped", *["-"] * (len(head) - 4)))
             continue
-        lines.append(
-            (
-                r.name,
-                f"{r.params / 1e6:.1f}M",
-                f"{r.bflops:.2f}",
-                _fmt(r.median_ms, ".1f"),
-                _fmt(r.min_ms, ".1f"),
-                _fmt(r.peak_mib, ".0f"),
-                _fmt(
-                    None if r.base_mib is None or r.peak_mib is None else r.peak_mib - r.base_mib,
-                    ".0f",
-                ),
-                _fmt(r.ratio, ".2f"),
-            )
+        row_cells = (
+            r.name,
+            f"{r.params / 1e6:.1f}M",
+            f"{r.bflops:.2f}",
+            _fmt(r.median_ms, ".1f"),
+            _fmt(r.min_ms, ".1f"),
+            _fmt(r.images_per_s, ".2f"),
+            _fmt(r.peak_mib, ".0f"),
+            _fmt(
+                None if r.base_mib is None or r.peak_mib is None else r.peak_mib - r.base_mib,
+                ".0f",
+            ),
+            _fmt(r.ratio, ".2f"),
         )
+        lines.append(row_cells + (_fmt(r.vs_opencv, ".2f"),) * cv)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -280,7 +333,9 @@ def format_table(report: Report) -> str:
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
-    flags = [f"{s.dtype}", f"batch {s.batch}", f"{s.size}x{s.size}", s.device]
+    batches = sorted({r.batch for r in report.rows}) or [s.batch]
+    flags = [f"{s.dtype}", f"batch {','.join(map(str, batches))}", f"{s.size[0]}x{s.size[1]}"]
+    flags += [s.device] + ["rows one by one (--exact-batch)"] * s.exact_batch
     flags += ["fused" if s.fuse else "unfused"]
     flags += ["Winograd 3x3"] * (s.fuse and s.winograd)
     flags += ["channels_last"] * s.channels_last + ["torch.compile"] * s.compile
@@ -290,6 +345,11 @@ def format_table(report: Report) -> str:
         f"random weights; torch {m.get('torch')} with {m.get('torch_threads')} threads on "
         f"{m.get('gpu') or m.get('cpu')}"
     )
+    if m.get("clock") == "cpu":
+        footer += "; times are the thread's CPU time (--clock cpu)"
+    env = m.get("env") or {}
+    if env:
+        footer += "; " + " ".join(f"{k}={v}" for k, v in sorted(env.items()))
     if m.get("load_average") and m.get("load_average_end"):
         footer += f"; 1-min load {m['load_average'][0]:.1f} -> {m['load_average_end'][0]:.1f}"
 

@@ -6,13 +6,13 @@ helpers every row kind shares: a network re-sized through its cfg text and rando
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from darkconv.parse.graph import Network, load_network, parse_network, write_network
+from darkconv.parse.graph import Network
+from darkconv.parse.size import with_size
 
 __all__ = ["DTYPES", "Settings", "ModelSpec", "Prepared", "resized_network", "random_state"]
 
@@ -23,7 +23,7 @@ DTYPES = ("fp32", "fp16", "bf16")
 class Settings:
     """How every model of one bench run is built and fed."""
 
-    size: int = 224
+    size: tuple[int, int] = (224, 224)  # (w, h), like --size WxH
     batch: int = 1
     device: str = "cpu"
     threads: int | None = None
@@ -32,18 +32,25 @@ class Settings:
     dtype: str = "fp32"
     compile: bool = False
     winograd: bool = False
+    exact_batch: bool = False  # darkconv rows: batch_invariant=True (rows one by one)
+
+    def __post_init__(self) -> None:  # ``size=416`` means 416x416; JSON gives a list
+        size = self.size
+        object.__setattr__(self, "size", (size, size) if isinstance(size, int) else tuple(size))
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """One row: ``kind`` (darkconv, torchvision, timm, opencv) and ``target`` (cfg or model name).
 
-    ``files`` holds the ``(cfg, weights)`` paths of an opencv row."""
+    ``files`` holds the ``(cfg, weights)`` paths of an opencv row; ``batch`` overrides the
+    settings' batch size for this row (``--batch 1,8``)."""
 
     name: str
     kind: str
     target: str
     files: tuple[str, str] | None = None
+    batch: int | None = None
 
 
 @dataclass
@@ -54,19 +61,11 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def resized_network(cfg: str | Network, size: int | None) -> Network:
-    """The network of ``cfg`` with its ``[net]`` width and height replaced by ``size``.
-
-    Goes through the cfg text (``write_network`` -> edit ``[net]`` -> ``parse_network``), so
-    every shape, parameter count and BFLOPs value is recomputed by the graph for that size."""
-    network = cfg if isinstance(cfg, Network) else load_network(cfg)
-    if size is None or network.input[1:] == (size, size):
-        return network
-    keep = [(k, v) for k, v in network.net_cfg if k not in ("width", "height")]
-    edited = dataclasses.replace(
-        network, net_cfg=(*keep, ("width", str(size)), ("height", str(size)))
-    )
-    return parse_network(write_network(edited), path=network.path or "<bench>")
+def resized_network(cfg: str | Network, size: int | tuple[int, int] | None) -> Network:
+    """The network of ``cfg`` at ``size`` (``(w, h)`` or ``n``): :func:`darkconv.parse.size.
+    with_size`, i.e. ``[net]`` width and height edited in the cfg text, every shape, parameter
+    count and BFLOPs value recomputed, Darknet's size rules checked."""
+    return with_size(cfg, size)
 
 
 def random_state(network: Network, seed: int = 0) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from darkconv.cli.options import (
     dialect_option,
     max_pixels_option,
     semantics_options,
+    size_option,
 )
 from darkconv.errors import DarkconvError, ImageError
 
@@ -55,11 +56,12 @@ def _load(
     dialect: str | None,
     intended_activations: bool = False,
     nofuse: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> Any:
     from darkconv.nn.builder import load
 
     return load(cfg, weights, device=device, dialect=dialect,
-                intended_activations=intended_activations, nofuse=nofuse)  # fmt: skip
+                intended_activations=intended_activations, nofuse=nofuse, size=size)  # fmt: skip
 
 
 @click.command("predict")
@@ -77,6 +79,7 @@ def _load(
 @max_pixels_option()
 @decoder_option()
 @device_option()
+@size_option()
 def predict_command(
     cfg: str,
     weights: str,
@@ -89,6 +92,7 @@ def predict_command(
     decoder: str,
     dialect: str | None,
     device: str,
+    size: tuple[int, int] | None,
     **semantics: bool,
 ) -> None:
     """Classify IMAGE like darknet classifier predict (same printed lines).
@@ -102,7 +106,7 @@ def predict_command(
     labels, data_top = _labels(names, data, "data/labels.list")
     k = top if top is not None else (data_top if data_top is not None else 1)
     im = load_image(image, max_image_pixels, decoder)
-    model = _load(cfg, weights, device, dialect, **semantics)
+    model = _load(cfg, weights, device, dialect, size=size, **semantics)
     _check_names(labels, model.network.layers[model.network.output_index].outputs)
     start = time.perf_counter()
     preds = predict(model, im, top=k, names=labels, dialect=dialect)
@@ -143,6 +147,7 @@ def predict_command(
 @max_pixels_option()
 @decoder_option()
 @device_option()
+@size_option()
 def detect_command(
     cfg: str,
     weights: str,
@@ -160,6 +165,7 @@ def detect_command(
     decoder: str,
     dialect: str | None,
     device: str,
+    size: tuple[int, int] | None,
     **semantics: bool,
 ) -> None:
     """Detect objects in IMAGE like darknet detector test: the same "label: NN%" lines in
@@ -175,7 +181,7 @@ def detect_command(
         from darkconv.weights.atomic import check_output_path
 
         check_output_path(output, ImageError)  # fail before the forward pass, not after
-    model = _load(cfg, weights, device, dialect, **semantics)
+    model = _load(cfg, weights, device, dialect, size=size, **semantics)
     try:
         setup = detector_setup(model.network, dialect, letter_box)
     except DarkconvError as err:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
 
 import click
 
-from darkconv.cli.options import device_option
+from darkconv.cli.options import device_option, exact_batch_option, size_option
 
 __all__ = ["bench", "ProgressBar"]
 
@@ -46,14 +47,19 @@ class ProgressBar:
 
 @click.command()
 @click.argument("cfgs", nargs=-1)
-@click.option(
-    "--size",
-    type=click.IntRange(min=1),
-    default=224,
-    show_default=True,
-    help="Input width and height (replaces the cfg's [net] size).",
+@size_option(
+    default=(224, 224),
+    help="Input size WxH (or N for NxN) of every model; cfgs as if [net] width/height were edited.",
 )
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--batch",
+    "batch_text",
+    default="1",
+    show_default=True,
+    metavar="N[,N...]",
+    help="Images per forward pass; several (1,8) time every model at each batch size.",
+)
+@exact_batch_option()
 @device_option(choices=("cpu", "cuda"))
 @click.option(
     "--threads",
@@ -69,6 +75,22 @@ class ProgressBar:
     help="Timed forward passes per model, interleaved across models.",
 )
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--clock",
+    type=click.Choice(["wall", "cpu"]),
+    default="wall",
+    show_default=True,
+    help="cpu: time by the thread's CPU time (needs --threads 1); steady on a shared machine.",
+)
+@click.option(
+    "--omp-wait",
+    type=click.Choice(["passive", "active"]),
+    default=None,
+    help=(
+        "Set OMP_WAIT_POLICY for this run (before torch loads): 'passive' threads sleep at "
+        "barriers, much faster on a machine shared with other jobs; default: the environment's."
+    ),
+)
 @click.option(
     "--fuse/--no-fuse",
     default=True,
@@ -118,12 +140,15 @@ class ProgressBar:
 )
 def bench(
     cfgs: tuple[str, ...],
-    size: int,
-    batch: int,
+    size: tuple[int, int],
+    batch_text: str,
+    exact_batch: bool,
     device: str,
     threads: int | None,
     runs: int,
     warmup: int,
+    clock: str,
+    omp_wait: str | None,
     fuse: bool,
     winograd: bool,
     channels_last: bool,
@@ -138,28 +163,46 @@ def bench(
 
     Weights are random (timing only).  Ratios are to the first cfg, darknet53 by default.
     """
+    if omp_wait is not None:
+        # libgomp reads OMP_WAIT_POLICY once, when torch loads it: too late if torch is loaded
+        if "torch" in sys.modules:
+            click.echo("note: --omp-wait has no effect: torch is already loaded", err=True)
+        os.environ["OMP_WAIT_POLICY"] = omp_wait.upper()
     from darkconv.bench.run import Settings, default_specs, format_table, run_bench, write_json
     from darkconv.nn.builder import pick_device
     from darkconv.parse.graph import load_network
+    from darkconv.parse.size import with_size
 
-    for cfg in cfgs:
-        load_network(cfg)  # a bad cfg or name is one error message before anything runs
+    for cfg in cfgs:  # a bad cfg, name or size is one error message before anything runs
+        with_size(load_network(cfg), size)
+    try:
+        batches = [int(b) for b in batch_text.split(",")]
+    except ValueError:
+        raise click.BadParameter(
+            f"{batch_text!r}: expected N or N,N,...", param_hint="--batch"
+        ) from None
+    if not batches or min(batches) < 1:
+        raise click.BadParameter("batch sizes must be positive", param_hint="--batch")
     pick_device(device)
     if dtype != "fp32" and device == "cpu":
         click.echo(f"note: {dtype} on the CPU is usually slower than fp32", err=True)
+    if clock == "cpu" and threads != 1:
+        raise click.UsageError("--clock cpu needs --threads 1")
     if winograd and not fuse:
         raise click.UsageError("--winograd works on fused layers: drop --no-fuse")
     settings = Settings(
-        size, batch, device, threads, fuse, channels_last, dtype, use_compile, winograd
-    )
-    specs, notes = default_specs(cfgs, peers=peers, device=device)
+        size, batches[0], device, threads, fuse, channels_last, dtype, use_compile, winograd,
+        exact_batch,
+    )  # fmt: skip
+    specs, notes = default_specs(cfgs, peers=peers, device=device, batches=batches)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     bar = ProgressBar()
     try:
         report = run_bench(
-            specs, settings, runs=runs, warmup=warmup, memory=memory, notes=notes, progress=bar
-        )
+            specs, settings, runs=runs, warmup=warmup, memory=memory, notes=notes, progress=bar,
+            clock=clock,
+        )  # fmt: skip
     finally:
         bar.close()
     for note in report.notes[len(notes) :]:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from darkconv.cli.options import device_option, dialect_option, semantics_options
+from darkconv.cli.options import device_option, dialect_option, semantics_options, size_option
 
 __all__ = ["build", "echo_warnings", "cpu_zero_warnings"]
 
@@ -48,6 +48,7 @@ def cpu_zero_warnings(network, intended: bool = False) -> list[str]:  # noqa: AN
 )
 @dialect_option()
 @semantics_options
+@size_option()
 def build(
     cfg: str,
     as_json: bool,
@@ -58,6 +59,7 @@ def build(
     dialect: str | None,
     intended_activations: bool,
     nofuse: bool,
+    size: tuple[int, int] | None,
 ) -> None:
     """Parse CFG (a path or a shipped name like darknet53) and build the network.
 
@@ -65,8 +67,9 @@ def build(
     BFLOPs, with totals (parameters, BFLOPs, expected .weights bytes).
     """
     from darkconv.parse.graph import load_network
+    from darkconv.parse.size import with_size
 
-    network = load_network(cfg, dialect=dialect)
+    network = with_size(load_network(cfg, dialect=dialect), size)
     # The dialect and why go to stderr: stdout keeps the table / JSON contract.
     click.echo(f"dialect: {network.dialect_reason}", err=True)
     echo_warnings(network.warnings)

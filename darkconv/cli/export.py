@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from darkconv.cli.options import dialect_option
+from darkconv.cli.options import dialect_option, size_option
 
 __all__ = ["export_command"]
 
@@ -33,6 +33,7 @@ _FORMATS = ".onnx (ONNX), .pt (TorchScript) or .pt2 (torch.export)"
               help="With --nms: keep scores above this (Darknet's -thresh).")  # fmt: skip
 @click.option("--max-det", type=click.IntRange(min=1), default=100, show_default=True,
               help="With --nms: rows per image in the padded outputs.")  # fmt: skip
+@size_option()
 @dialect_option()
 def export_command(
     cfg: str,
@@ -46,13 +47,14 @@ def export_command(
     nms: float | None,
     thresh: float,
     max_det: int,
+    size: tuple[int, int] | None,
     dialect: str | None,
 ) -> None:
     """Export CFG + WEIGHTS as a deployable graph; the format comes from OUT's extension."""
     from darkconv.export.api import DEFAULT_OPSET, export, output_names
     from darkconv.nn.builder import load
 
-    model = load(cfg, weights, dialect=dialect)
+    model = load(cfg, weights, dialect=dialect, size=size)
     path = export(
         model, output, opset=opset or DEFAULT_OPSET, dynamic_batch=dynamic_batch, fp16=fp16,
         fuse=fuse, decode=decode, nms=nms is not None, thresh=thresh,

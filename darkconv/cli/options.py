@@ -13,11 +13,13 @@ __all__ = [
     "DECODERS",
     "DEVICES",
     "DIALECTS",
+    "exact_batch_option",
     "decoder_option",
     "device_option",
     "dialect_option",
     "max_pixels_option",
     "semantics_options",
+    "size_option",
 ]
 
 #: image decoders (:data:`darkconv.apps.imread.DECODERS`; repeated here so --help costs no numpy)
@@ -93,3 +95,49 @@ def semantics_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Compute relu6/swish/mish/hard_mish/normalize_channels* where AlexeyAB's CPU forward "
         "outputs 0 for them (build lists those layers).",
     )(func)
+
+
+def _size_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None or isinstance(value, tuple):
+        return value
+    from darkconv.errors import DarkconvError
+    from darkconv.parse.size import parse_size
+
+    try:
+        return parse_size(str(value))
+    except DarkconvError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def size_option(
+    default: tuple[int, int] | None = None, help: str | None = None
+) -> Callable[[Any], Any]:
+    """``--size WxH`` (or ``N`` for NxN) -> the parameter ``size``: ``(w, h)`` or None.
+
+    The same as editing ``[net] width=W height=H`` in the cfg (:func:`darkconv.parse.size.
+    with_size`); None keeps the cfg's size.  Every command that runs a network declares it
+    through this function, so its name, syntax and meaning are the same everywhere."""
+    text = help or (
+        "Input size WxH (or N for NxN), as if [net] width/height were edited in the cfg; "
+        "the same weights load. Default: the cfg's size."
+    )
+    return click.option(
+        "--size",
+        "size",
+        default=None if default is None else f"{default[0]}x{default[1]}",
+        show_default=default is not None,
+        metavar="WxH",
+        callback=_size_callback,
+        help=text,
+    )
+
+
+def exact_batch_option() -> Callable[[Any], Any]:
+    """``--exact-batch``: run the images of a batch one by one, so that each row equals its
+    batch-1 result bit for bit (Darknet's own behaviour); default: batched, faster."""
+    return click.option(
+        "--exact-batch",
+        "exact_batch",
+        is_flag=True,
+        help="Run batch rows one by one: every row equals its batch-1 result bit for bit.",
+    )

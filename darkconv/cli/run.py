@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from darkconv.cli.options import device_option, dialect_option, semantics_options
+from darkconv.cli.options import (
+    device_option,
+    dialect_option,
+    exact_batch_option,
+    semantics_options,
+    size_option,
+)
 from darkconv.errors import DarkconvError
 
 if TYPE_CHECKING:
@@ -49,7 +55,14 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
 
 
 def _load(
-    cfg: str, weights: str, device: str, bn: str, dialect: str | None, **semantics: bool
+    cfg: str,
+    weights: str,
+    device: str,
+    bn: str,
+    dialect: str | None,
+    size: tuple[int, int] | None = None,
+    exact: bool = False,
+    **semantics: bool,
 ) -> DarknetModel:
     from darkconv.cli.weights import conv_hint
     from darkconv.nn.builder import load
@@ -57,6 +70,7 @@ def _load(
     return load(
         cfg, weights, device=device, bn_mode=bn, cutoff=conv_hint(weights), dialect=dialect,
         **semantics,
+        size=size, batch_invariant=exact,
     )  # fmt: skip
 
 
@@ -138,7 +152,9 @@ def _write_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
 )
 @dialect_option()
 @semantics_options
-def run_command(cfg: str, weights: str, input_path: str, output: str, device: str, bn: str, dialect: str | None, **semantics: bool) -> None:  # fmt: skip
+@size_option()
+@exact_batch_option()
+def run_command(cfg: str, weights: str, input_path: str, output: str, device: str, bn: str, dialect: str | None, size: tuple[int, int] | None, exact_batch: bool, **semantics: bool) -> None:  # fmt: skip
     """Run CFG with WEIGHTS on an input and write every layer's output.
 
     Each layer is stored as ``layer_NNN`` (zero-padded Darknet index) in Darknet's flat buffer
@@ -148,7 +164,7 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
     from darkconv.weights.atomic import check_output_path
 
     check_output_path(output)  # fail before the forward pass, not after
-    model = _load(cfg, weights, device, bn, dialect, **semantics)
+    model = _load(cfg, weights, device, bn, dialect, size, exact_batch, **semantics)
     x = read_input(input_path, model)
     outs = model.darknet_outputs(x)
     _write_npz_atomic(output, outs)
@@ -176,7 +192,9 @@ def run_command(cfg: str, weights: str, input_path: str, output: str, device: st
 @click.option("--bn", type=_BN, default="cpu", show_default=True)
 @dialect_option()
 @semantics_options
-def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol: float, device: str, bn: str, dialect: str | None, **semantics: bool) -> None:  # fmt: skip
+@size_option()
+@exact_batch_option()
+def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol: float, device: str, bn: str, dialect: str | None, size: tuple[int, int] | None, exact_batch: bool, **semantics: bool) -> None:  # fmt: skip
     """Compare every layer with Darknet's outputs; exit 1 on the first mismatch found.
 
     Prints one row per reference layer (layer, type, max relative error, ok) and names the first
@@ -184,7 +202,7 @@ def verify_command(cfg: str, weights: str, input_path: str, reference: str, tol:
     """
     import numpy as np
 
-    model = _load(cfg, weights, device, bn, dialect, **semantics)
+    model = _load(cfg, weights, device, bn, dialect, size, exact_batch, **semantics)
     x = read_input(input_path, model)
     try:
         refs = np.load(reference, allow_pickle=False)

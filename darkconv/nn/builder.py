@@ -27,8 +27,10 @@ from darkconv.errors import (
 )
 from darkconv.nn import modules, train_mode
 from darkconv.nn.factories import BN_MODE, FACTORIES, Ctx
+from darkconv.nn.size import check_input, resized_model
 from darkconv.parse.budget import check_fits, human_bytes, human_count, parameter_cost
 from darkconv.parse.graph import Layer, Network, load_network
+from darkconv.parse.size import with_size
 
 __all__ = ["FACTORIES", "HEAD_TYPES", "DarknetModel", "build", "load", "pick_device"]
 
@@ -51,9 +53,11 @@ class DarknetModel(nn.Module):
     (the last non-``[cost]`` layer), or, when the network has yolo/region/detection layers, the
     list of their outputs in layer order.  ``forward(x, all_outputs=True)`` returns every layer's
     output (a list indexed like ``layers``).  A plain forward keeps only the outputs a later
-    route/shortcut needs.  ``batch_invariant`` (default True) runs the rows of a batch one by one
-    so that each equals its batch-1 result bit for bit, as Darknet does; set it to False for
-    batched throughput (results then differ in the last bits).
+    route/shortcut needs.  A batch runs as one batch (default); ``batch_invariant = True`` runs
+    its rows one by one so that each equals its batch-1 result bit for bit, as Darknet does
+    (batched results differ from those in the last bits, within the fixtures' tolerance).
+    An input of another size than the network's is a one-line :class:`DarkconvError`;
+    :meth:`at_size` gives the same model at another size.
     """
 
     header: Tensor  # int64 (major, minor, revision, seen), a buffer
@@ -75,7 +79,7 @@ class DarknetModel(nn.Module):
         self.input_shape: Shape3 = network.input
         self.inputs = network.inputs
         self.out_dims = tuple((la.output, la.outputs) for la in network.layers)
-        self.batch_invariant = True
+        self.batch_invariant = False
         self.bn_formula = network.facts.bn_formula
         self.semantics = train_mode.DEFAULT_SEMANTICS  # model.train() only
         sizes = [
@@ -85,6 +89,7 @@ class DarknetModel(nn.Module):
             flag: train_mode.overwritten_sources(self.types, self.sources, sizes, flag)
             for flag in (True, False)
         }
+        self.build_options: dict[str, Any] = {}  # build()'s options, for at_size()
 
     def __getstate__(self) -> dict[str, Any]:
         # The graph (read-only mappings) does not pickle; the forward does not need it, so a
@@ -114,7 +119,8 @@ class DarknetModel(nn.Module):
         # Darknet computes every image of a batch on its own (forward_convolutional_layer loops
         # over l.batch), and oneDNN/cuDNN pick other algorithms for other batch sizes, so a
         # batched conv can differ from the batch-1 result in the last bits.  With
-        # ``batch_invariant`` (default) each row is run alone: row i == the batch-1 result exactly.
+        # ``batch_invariant`` each row is run alone: row i == the batch-1 result exactly.
+        check_input(x, self.input_shape, self.inputs)
         if self.training:  # batch statistics need the whole batch
             return train_mode.train_forward(self, x)
         if not self.batch_invariant or x.shape[0] == 1:
@@ -178,6 +184,11 @@ class DarknetModel(nn.Module):
                 setattr(m, "semantics", sem)  # noqa: B010 (modules typed as nn.Module)
         return self
 
+    def at_size(self, size: int | tuple[int, int] | None) -> DarknetModel:
+        """This model at input ``size`` ``(w, h)`` (= ``[net] width/height`` edited), sharing
+        its parameters: :func:`darkconv.nn.size.resized_model`."""
+        return resized_model(self, size)
+
     def set_bn_mode(self, mode: str) -> DarknetModel:
         """Switch every batch norm between Darknet's CPU and GPU formulas."""
         for m in self.modules():
@@ -203,6 +214,8 @@ def build(
     *,
     bn_mode: str = "cpu",
     device: str | torch.device | None = None,
+    size: int | tuple[int, int] | None = None,
+    batch_invariant: bool = False,
     dialect: str | None = None,
     intended_activations: bool = False,
     nofuse: bool = False,
@@ -215,10 +228,13 @@ def build(
     normalize_channels* outside the layers that compute them), compute the named formula
     instead (what the cfg means; the CUDA build for relu6).  ``nofuse``: AlexeyAB's numbers
     without the weight folding its apps do when loading (``outputs_nofuse`` in the fixtures; only
-    weighted ``[shortcut]`` and ``share_index`` layers can differ by more than rounding)."""
+    weighted ``[shortcut]`` and ``share_index`` layers can differ by more than rounding).
+    ``size=(w, h)`` builds it as if ``[net] width/height`` were edited
+    (:func:`darkconv.parse.size.with_size`); ``batch_invariant=True`` runs batch rows one by one
+    (bit-identical to batch 1)."""
     if bn_mode not in BN_REQUESTS:
         raise DarkconvError(f"bn mode must be one of {BN_REQUESTS}, got {bn_mode!r}")
-    network = _network(network_or_cfg, dialect)
+    network = with_size(_network(network_or_cfg, dialect), size)
     network.check_buildable()
     ctx = Ctx(network, bn_mode, intended_activations, nofuse)
     dev = pick_device(device) if device is not None else torch.device("cpu")
@@ -246,6 +262,10 @@ def build(
             if isinstance(module, modules.SharedConvolutional):
                 module.bind(built[la.options["share_index"]])
         model = DarknetModel(network, built)
+    model.batch_invariant = batch_invariant
+    model.build_options = {
+        "bn_mode": bn_mode, "intended_activations": intended_activations, "nofuse": nofuse
+    }  # fmt: skip
     return model.eval()
 
 
@@ -282,6 +302,8 @@ def load(
     *,
     bn_mode: str = "cpu",
     cutoff: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    batch_invariant: bool = False,
     dialect: str | None = None,
     intended_activations: bool = False,
     nofuse: bool = False,
@@ -292,13 +314,16 @@ def load(
     state dict.  ``cutoff=N`` reads a partial file holding layers below N (``darknet
     partial``); the other layers keep their init, as in Darknet.  ``dialect``,
     ``intended_activations`` and ``nofuse``: see :func:`build`.  ``allow_short``: read a
-    ``.weights`` file that ends early as Darknet does (:func:`darkconv.weights.io.read_weights`)."""
+    ``.weights`` file that ends early as Darknet does (:func:`darkconv.weights.io.read_weights`).
+    ``size``/``batch_invariant``: see :func:`build` (the same weights load at any size a fully
+    convolutional net allows)."""
     from darkconv.weights.io import load_state_dict, read_weights
 
-    network = _network(cfg, dialect)
+    network = with_size(_network(cfg, dialect), size)
     model = build(
-        network, bn_mode=bn_mode, intended_activations=intended_activations, nofuse=nofuse
-    )
+        network, bn_mode=bn_mode, intended_activations=intended_activations, nofuse=nofuse,
+        batch_invariant=batch_invariant,
+    )  # fmt: skip
     if weights is not None:
         if str(weights).endswith((".pth", ".pt", ".safetensors")):
             state = load_state_dict(weights)

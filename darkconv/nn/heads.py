@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from darkconv.nn.modules import activate
+from darkconv.nn.modules import activate, as_chw
 from darkconv.nn.train_mode import DEFAULT_SEMANTICS, passthrough, region_backward
 
 __all__ = [
@@ -162,7 +162,7 @@ class Yolo(nn.Module):
         self._beta = struct.unpack("f", struct.pack("f", -0.5 * (self.scale_x_y - 1.0)))[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.reshape((x.shape[0],) + self.in_shape)
+        x = as_chw(x, self.in_shape)
         y = torch.where(self.act, activate(x, "logistic", self.math), x)
         if self.scale_x_y != 1.0:
             y = torch.where(self.scaled, y * self.scale_x_y + self._beta, y)

@@ -55,8 +55,13 @@ def shape3(shape: Sequence[int]) -> Shape3:
 
 
 def as_chw(x: Tensor, shape: Shape3) -> Tensor:
-    """View a batch of Darknet flat buffers as ``(B, c, h, w)``."""
+    """View a batch of Darknet flat buffers as ``(B, c, h, w)``.  A tensor already of that shape
+    is returned as is: ``reshape`` of a batch-1 channels_last tensor rewrites its batch stride,
+    and torch then no longer sees it as channels_last (every following kernel takes the slow
+    strided path; maxpool was half of yolov3-tiny's time)."""
     c, h, w = shape
+    if x.dim() == 4 and x.shape[1] == c and x.shape[2] == h and x.shape[3] == w:
+        return x
     return x.reshape(x.shape[0], c, h, w)
 
 

@@ -13,7 +13,15 @@ from click.testing import CliRunner
 
 from darkconv.bench.models import compile_options
 from darkconv.bench.peers import write_opencv_files
-from darkconv.bench.run import Report, Settings, default_specs, format_table, run_bench
+from darkconv.bench.run import (
+    Report,
+    Row,
+    Settings,
+    default_specs,
+    format_table,
+    run_bench,
+    summarize,
+)
 from darkconv.bench.spec import ModelSpec, random_state, resized_network
 from darkconv.cli.bench import ProgressBar
 from darkconv.cli.main import cli
@@ -67,7 +75,7 @@ def test_bench_cli_tiny(tmp_path: Path) -> None:
     assert "median ms" in result.stdout and "tiny" in result.stdout
     assert "random weights" in result.stdout
     data = json.loads(out.read_text())
-    assert data["reference"] == "tiny" and data["settings"]["size"] == 32
+    assert data["reference"] == "tiny" and data["settings"]["size"] == [32, 32]
     (row,) = data["models"]
     assert row["kind"] == "darkconv" and len(row["times_ms"]) == 2
     assert row["ratio"] == 1.0 and row["median_ms"] > 0
@@ -187,3 +195,80 @@ def test_bench_yolov4_tiny_shipped_alexeyab_cfg(tmp_path: Path) -> None:
     (row,) = json.loads(out.read_text())["models"]
     assert row["name"] == "yolov4-tiny" and row["median_ms"] > 0
     assert row["params"] == load_network("yolov4-tiny").params
+
+
+def test_batches_rows_images_per_s_and_opencv_ratio(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    specs, _ = default_specs((str(cfg),), peers=False, batches=(1, 3))
+    assert [(s.name, s.batch) for s in specs] == [("tiny b1", 1), ("tiny b3", 3)]
+    report = run_bench(specs, Settings(size=(64, 32), threads=1, exact_batch=True), runs=1,
+                       warmup=0, memory=False)  # fmt: skip
+    rows = {r.name: r for r in report.rows}
+    assert rows["tiny b3"].batch == 3 and rows["tiny b3"].median_ms is not None
+    assert rows["tiny b3"].images_per_s == pytest.approx(3e3 / rows["tiny b3"].median_ms)
+    table = format_table(report)
+    assert "img/s" in table and "batch 1,3" in table and "64x32" in table
+    assert "--exact-batch" in table and "vs OpenCV" not in table
+
+
+def test_summarize_ratios_to_reference_and_opencv() -> None:
+    rows = [
+        Row("yolov3", "darkconv", "yolov3", times_ms=[30.0, 10.0, 20.0]),
+        Row("yolov3 (OpenCV DNN)", "opencv", "yolov3", times_ms=[40.0]),
+        Row("yolov3 b8", "darkconv", "yolov3", times_ms=[80.0], batch=8),
+        Row("yolov3-tiny", "darkconv", "yolov3-tiny", times_ms=[5.0]),
+    ]
+    assert summarize(rows) == "yolov3"
+    assert [r.median_ms for r in rows] == [20.0, 40.0, 80.0, 5.0]
+    assert [r.ratio for r in rows] == [1.0, 2.0, 4.0, 0.25]
+    assert [r.vs_opencv for r in rows] == [0.5, None, None, None]  # b8 has no OpenCV b8 row
+    assert rows[2].images_per_s == 100.0 and rows[0].min_ms == 10.0
+
+
+@pytest.mark.parametrize(
+    ("cfgs", "opencv_rows"),
+    [(("darknet53", "resnet50"), ["darknet53"]), (("darknet53", "yolov3", "yolov3-tiny"),
+     ["darknet53", "yolov3", "yolov3-tiny"]), (("resnet50", "yolov2"), ["resnet50", "yolov2"])],
+)  # fmt: skip
+def test_opencv_row_for_the_first_cfg_and_every_detector(
+    cfgs: tuple[str, ...], opencv_rows: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from darkconv.bench import peers
+
+    monkeypatch.setattr(peers, "_installed", lambda name: name == "cv2")
+    fake = types.SimpleNamespace(dnn=types.SimpleNamespace(readNetFromDarknet=None))
+    monkeypatch.setattr(peers.importlib, "import_module", lambda name: fake)
+    specs, _ = peers.peer_specs(list(cfgs), "cpu")
+    assert [s.target for s in specs if s.kind == "opencv"] == opencv_rows
+
+
+def test_bench_cli_batches_and_bad_size(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    out = tmp_path / "b.json"
+    args = ["bench", str(cfg), "--size", "32x64", "--batch", "1,2", "--runs", "1", "--warmup",
+            "0", "--no-peers", "--no-memory", "--threads", "1", "--json", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["size"] == [32, 64]
+    assert [(m["name"], m["batch"]) for m in data["models"]] == [("tiny b1", 1), ("tiny b2", 2)]
+    bad = CliRunner().invoke(cli, ["bench", "yolov3-tiny", "--size", "100", "--no-peers"])
+    assert bad.exit_code != 0 and "multiples of 32" in str(bad.exception or bad.output)
+
+
+def test_cpu_clock_needs_one_thread(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    spec = [ModelSpec("tiny", "darkconv", str(cfg))]
+    with pytest.raises(ValueError, match="threads=1"):
+        run_bench(spec, Settings(size=32, threads=2), runs=1, warmup=0, memory=False, clock="cpu")
+    report = run_bench(spec, Settings(size=32, threads=1), runs=2, warmup=0, memory=False,
+                       clock="cpu")  # fmt: skip
+    assert report.machine["clock"] == "cpu" and len(report.rows[0].times_ms) == 2
+    assert "CPU time" in format_table(report)
+    bad = CliRunner().invoke(cli, ["bench", str(cfg), "--clock", "cpu", "--no-peers"])
+    assert bad.exit_code != 0 and "--threads 1" in bad.output

@@ -142,3 +142,17 @@ def test_activations_in_every_opset(folder, dialect, opset: int) -> None:
         ref = {k: z[k] for k in z.files}
     names = [o.name for o in session.get_outputs()]
     assert _check_rows(names, session.run(None, {"input": batch3(x)}), ref, [0, 2], 1e-5) == []
+
+
+def test_size_matches_darknet_run_at_that_size() -> None:
+    """``--size 160x96`` exports the network as Darknet runs it with ``[net] width=160
+    height=96`` edited: fixtures/apps/detect_yolov3-tiny_160x96_scream is Darknet's run of the
+    nets/yolov3-tiny cfg and weights at that size, its heads stored."""
+    case = FIXTURES / "apps" / "detect_yolov3-tiny_160x96_scream"
+    with np.load(case / "arrays.npz") as z:
+        x, ref = z["input"], {k: z[k] for k in ("layer_016", "layer_023")}
+    path = exported(*net_files("yolov3-tiny"), ".onnx", via_cli=True, size="160x96")
+    session = ort_session(path)
+    names = [o.name for o in session.get_outputs()]
+    assert set(names) == set(ref), names
+    assert _check_rows(names, session.run(None, {"input": batch3(x)}), ref, [0, 2]) == []

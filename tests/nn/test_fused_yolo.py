@@ -1,0 +1,51 @@
+"""FusedYolo (float32 logistic) against Yolo (Darknet's double logistic, AlexeyAB's float one
+with ``scale_x_y``); the fused path's mish against float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from darkconv.nn.fuse import FusedYolo, fuse_model
+from darkconv.nn.heads import Yolo
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("scale_x_y", "math"), [(1.0, "double"), (1.2, "float")])
+def test_fused_yolo_matches_yolo(scale_x_y: float, math: str, channels_last: bool) -> None:
+    yolo = Yolo((2 * 7, 5, 6), classes=2, mask=(0, 1), scale_x_y=scale_x_y, math=math)
+    fused = fuse_model(torch.nn.Sequential(yolo))[0]
+    assert type(fused) is FusedYolo and fused.act is not yolo.act
+    x = torch.randn(3, 14, 5, 6, generator=torch.Generator().manual_seed(0)) * 4
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want, got = yolo(x), fused(x)
+    assert torch.allclose(got, want, rtol=0, atol=3e-7)
+    assert torch.equal(got[:, 2:4], x[:, 2:4]) and torch.equal(got[:, 9:11], x[:, 9:11])
+    flat = fused(x.contiguous().flatten(1))  # a flat Darknet buffer reshapes
+    assert torch.allclose(flat, got, rtol=0, atol=3e-7)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_mish_equals_mish(channels_last: bool) -> None:
+    from darkconv.nn.fuse import _act_inplace
+
+    x = torch.randn(2, 5, 70, 90, generator=torch.Generator().manual_seed(0)) * 8
+    x[0, 0, 0, :8] = torch.tensor([-1e30, -100.0, -20.0, 0.0, 19.9, 20.0, 21.0, 1e30])
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = torch.nn.functional.mish(x.double())
+    got = _act_inplace(x.clone(), "mish")
+    assert float((got.double() - want).abs().max()) <= 1e-6
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_fast_mish_on_a_strided_view() -> None:
+    from darkconv.nn.fuse import _act_inplace
+
+    base = torch.randn(1, 6, 9, 9, generator=torch.Generator().manual_seed(1)) * 8
+    view = base.contiguous(memory_format=torch.channels_last)[:, :, :7, :5]  # Winograd's crop
+    want = torch.nn.functional.mish(view.double())
+    got = _act_inplace(view, "mish")
+    assert got is view and float((view.double() - want).abs().max()) <= 1e-6
