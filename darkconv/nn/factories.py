@@ -273,7 +273,7 @@ FACTORIES: dict[str, Factory] = {
         la.input, ctx.bn, bias=ctx.network.facts.batchnorm_bias_stored
     ),
     "activation": lambda la, ctx: modules.Activation(ctx.act(la), ctx.math, la.input),
-    "logistic": lambda la, ctx: modules.Activation("logistic", ctx.math),
+    "logistic": lambda la, ctx: heads.LogisticHead(ctx.math),
     "dropout": lambda la, ctx: train_mode.Dropout(_train_float(la, "probability", 0.5)),
     "empty": lambda la, ctx: modules.Identity(),
     "maxpool": _maxpool,

@@ -56,6 +56,20 @@ def read_tree_groups(path: str) -> list[int]:
     return sizes
 
 
+class LogisticHead(nn.Module):
+    """``[logistic]`` (logistic_layer.c): ``y = logistic(x)``.  In training it is a cost layer
+    (``logistic_x_ent_cpu``, loss in darkconv.train) and ``backward_logistic_layer`` adds its
+    delta to the input's delta unchanged: no ``y(1-y)`` factor."""
+
+    def __init__(self, math: str = "double") -> None:
+        super().__init__()
+        self.math = math
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = activate(x, "logistic", self.math)
+        return passthrough(x, y) if self.training else y
+
+
 class Softmax(nn.Module):
     """``[softmax]`` (softmax_layer.c).  The flat input is split into ``groups`` contiguous chunks
     of ``inputs/groups`` values (not per pixel), each softmaxed with ``temperature``.  With a tree

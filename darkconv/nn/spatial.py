@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darkconv.nn.modules import Blur, activate, as_chw, conv_out, shape3
+from darkconv.nn.train_mode import passthrough
 
 __all__ = [
     "MaxPool",
@@ -380,8 +381,12 @@ class L2Norm(nn.Module):
         self.in_shape = self.out_shape = shape3(in_shape)
 
     def forward(self, x: Tensor) -> Tensor:
+        flat = x
         x = as_chw(x, self.in_shape)
-        return x / torch.sqrt((x * x).sum(dim=1, keepdim=True))
+        y = x / torch.sqrt((x * x).sum(dim=1, keepdim=True))
+        # backward_l2norm_layer adds l.delta to the input's delta unchanged (the l.scales
+        # Jacobian line is commented out): the gradient passes straight through.
+        return passthrough(flat, y) if self.training else y
 
 
 class Normalization(nn.Module):

@@ -92,6 +92,18 @@ def cost_loss(
     return HeadLoss(la.index, inp, delta.reshape(inp.shape), float(o["scale"]), error.sum(), error)
 
 
+def logistic_loss(
+    la: Layer, net: Network, inp: Tensor, out: Tensor, truth: Tensor, seen: int
+) -> HeadLoss:
+    """``[logistic]`` (forward_logistic_layer, blas.c logistic_x_ent_cpu): ``delta = t - p``,
+    ``error = -t*log(p) - (1-t)*log(1-p)``; it reads ``net.truth`` with its own row stride."""
+    p = out.reshape(out.shape[0], -1)
+    t = _rows(truth, p.shape[0], p.shape[1]).to(p.dtype)
+    pd, td = p.double(), t.double()
+    err = -td * torch.log(pd) - (1 - td) * torch.log(1 - pd)
+    return HeadLoss(la.index, out, (t - p).reshape(out.shape), 1.0, err.float().sum())
+
+
 # --- [yolo] (yolo_layer.c forward_yolo_layer) ------------------------------------------------------
 
 
@@ -377,6 +389,7 @@ LossFn = Any
 LOSS_TYPES: dict[str, LossFn] = {
     "softmax": softmax_loss,
     "cost": cost_loss,
+    "logistic": logistic_loss,
     "yolo": yolo_loss,
     "region": region_loss,
     "detection": detection_loss,
@@ -432,7 +445,7 @@ def darknet_loss(
                 heads.append(h)
     if not heads:
         raise UnsupportedError(
-            "the network has no layer with a cost (softmax, cost, yolo, region, detection)"
+            "the network has no layer with a cost (softmax, cost, logistic, yolo, region, detection)"
         )
     costs = torch.stack([h.cost.float() for h in heads])
     net_cost = costs.mean()
