@@ -253,6 +253,8 @@ DELTA_WRITERS: dict[str, Callable[[int | None, bool], bool]] = {
     "reorg": lambda size, conv1x1: True,
     # backward_batchnorm_layer of a [batchnorm] layer: copy_cpu(l.delta -> net.delta)
     "batchnorm": lambda size, conv1x1: True,
+    # backward_activation_layer: copy_cpu(l.delta -> net.delta) (copy_gpu on the GPU)
+    "activation": lambda size, conv1x1: True,
 }
 
 

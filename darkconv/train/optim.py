@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -65,29 +66,34 @@ class DarknetSGD(torch.optim.Optimizer):
         return loss
 
 
-def _modules_with_updates(model: nn.Module) -> Iterable[nn.Module]:
+def _modules_with_updates(model: nn.Module) -> Iterable[tuple[nn.Module, float]]:
+    """Each layer with an update function and its ``learning_rate=`` option (parse_network_cfg
+    reads it into ``l.learning_rate_scale`` for every layer, default 1)."""
     from darkconv.nn.modules import BatchNormLayer
 
     layers = getattr(model, "layers", [model])
-    for layer in layers:
+    net = getattr(model, "network", None)
+    for i, layer in enumerate(layers):
         # A standalone [batchnorm] has no update function: its scales are never trained.
         if isinstance(layer, BatchNormLayer):
             continue
-        yield layer
+        raw = dict(net.layers[i].cfg).get("learning_rate") if net is not None else None
+        yield layer, float(np.float32(raw)) if raw is not None else 1.0
 
 
 def param_groups(model: nn.Module, decay: float = 0.0001) -> list[dict[str, Any]]:
     """Darknet's parameters: weights of conv/connected/local/deconv layers with ``decay``; their
-    biases and batch-norm scales without (``update_*_layer`` decays ``weights`` only)."""
-    decayed: list[Tensor] = []
-    plain: list[Tensor] = []
-    for layer in _modules_with_updates(model):
+    biases and batch-norm scales without (``update_*_layer`` decays ``weights`` only).  A layer's
+    ``learning_rate=`` scales its rate (update_convolutional_layer: ``lr * learning_rate_scale``),
+    one group per (decay, scale)."""
+    groups: dict[tuple[bool, float], list[Tensor]] = {}
+    for layer, scale in _modules_with_updates(model):
         for name, p in layer.named_parameters():
             parent, _, leaf = name.rpartition(".")
             weights = leaf == "weight" and parent.rpartition(".")[2] != "bn"
-            (decayed if weights else plain).append(p)
-    groups = [{"params": decayed, "decay": decay}, {"params": plain, "decay": 0.0}]
-    return [g for g in groups if g["params"]]
+            groups.setdefault((weights, scale), []).append(p)
+    order = sorted(groups, key=lambda k: (not k[0], k[1] != 1.0, k[1]))
+    return [{"params": groups[k], "decay": decay if k[0] else 0.0, "lr_scale": k[1]} for k in order]
 
 
 class DarknetLR:
