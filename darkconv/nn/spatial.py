@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darkconv.nn.modules import Blur, activate, as_chw, conv_out, shape3
-from darkconv.nn.train_mode import passthrough
+from darkconv.nn.train_mode import passthrough, scaled_passthrough
 
 __all__ = [
     "MaxPool",
@@ -408,6 +408,7 @@ class Normalization(nn.Module):
         self.size, self.alpha, self.beta, self.kappa = size, alpha, beta, kappa
 
     def forward(self, x: Tensor) -> Tensor:
+        flat = x
         x = as_chw(x, self.in_shape)
         c = self.in_shape[0]
         sq = x * x
@@ -417,4 +418,9 @@ class Normalization(nn.Module):
         if hi < c:
             window = window - sq[:, hi : hi + 1]
         norms = self.kappa + self.alpha * window
-        return x * torch.pow(norms, -self.beta)
+        scale = torch.pow(norms, -self.beta)
+        if self.training:
+            # backward_normalization_layer ("approximate"): net.delta = norms^-beta * l.delta,
+            # written, not added (train_mode.DELTA_WRITERS), no derivative through the norms.
+            return scaled_passthrough(flat, x * scale, scale)
+        return x * scale

@@ -33,6 +33,7 @@ __all__ = [
     "batch_norm_train",
     "activate_train",
     "passthrough",
+    "scaled_passthrough",
     "region_backward",
     "Dropout",
     "overwritten_sources",
@@ -198,6 +199,11 @@ def passthrough(x: Tensor, y: Tensor) -> Tensor:
     return _Passthrough.apply(x, y, None)
 
 
+def scaled_passthrough(x: Tensor, y: Tensor, factor: Tensor) -> Tensor:
+    """``y`` whose backward hands ``delta * factor`` to ``x`` (a diagonal "Jacobian")."""
+    return _Passthrough.apply(x, y, factor.detach())
+
+
 def region_backward(x: Tensor, y: Tensor, logistic: Tensor, semantics: Semantics) -> Tensor:
     """``[region]`` in training.  CPU ``backward_region_layer`` is commented out: no delta reaches
     the network.  ``backward_region_layer_gpu`` multiplies the x, y and objectness deltas (the
@@ -255,6 +261,8 @@ DELTA_WRITERS: dict[str, Callable[[int | None, bool], bool]] = {
     "batchnorm": lambda size, conv1x1: True,
     # backward_activation_layer: copy_cpu(l.delta -> net.delta) (copy_gpu on the GPU)
     "activation": lambda size, conv1x1: True,
+    # backward_normalization_layer: pow_cpu(norms -> net.delta), then mul_cpu (both builds)
+    "normalization": lambda size, conv1x1: True,
 }
 
 

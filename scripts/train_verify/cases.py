@@ -535,3 +535,102 @@ CASES["tv_lrscale"] = dict(
     ymaker=onehot,
     seed=26,
 )
+
+MISC = (
+    net(batch=4, h=8, w=8, lr=0.05, extra="policy=constant\nadam=1\n")
+    + """
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=linear
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+groups=2
+activation=leaky
+
+[reorg]
+stride=2
+
+[route]
+layers=-1
+
+[maxpool]
+size=3
+stride=2
+
+[normalization]
+size=3
+alpha=.01
+beta=.75
+kappa=1
+
+[convolutional]
+filters=3
+size=1
+stride=1
+activation=linear
+
+[avgpool]
+
+[softmax]
+groups=1
+temperature=2
+"""
+)
+
+SHORTCUT2 = (
+    net(batch=4, h=8, w=8, lr=0.05, extra="policy=constant\n")
+    + """
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=6
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[shortcut]
+from=-2
+activation=leaky
+
+[upsample]
+stride=2
+scale=.5
+
+[shortcut]
+from=0
+activation=linear
+
+[convolutional]
+filters=4
+size=1
+stride=1
+activation=linear
+
+[cost]
+type=sse
+scale=.5
+"""
+)
+
+
+def cost_rows(rows, truths, rng):
+    import numpy as np
+
+    return rng.uniform(-1, 1, (rows, truths))
+
+
+CASES["tv_misc_layers"] = dict(cfg=MISC, K=3, ymaker=onehot, seed=28)
+CASES["tv_shortcut_shapes"] = dict(cfg=SHORTCUT2, K=3, ymaker=cost_rows, seed=29)

@@ -1,6 +1,7 @@
-"""train-verify: make darknet-train style cases with pjreddie Darknet (oracle harness /tmp/tv/harness)."""
+"""train-verify (issue 13): make darknet-train style cases with pjreddie Darknet (oracle harness /tmp/tv/harness)."""
 
 import json
+from collections.abc import Callable
 import struct
 import subprocess
 import sys
@@ -13,7 +14,7 @@ COMMIT = "f6afaabcdf85f77e7aff2ec55c020c0e297c77f9"
 OUT = Path("/tmp/tv/cases")
 
 
-def perturb(path, seed):
+def perturb(path: Path, seed: int) -> None:
     """Perturb every stored float: v*(1+.2u) + .05w (keeps rolling variances positive)."""
     raw = Path(path).read_bytes()
     major, minor = struct.unpack("<ii", raw[:8])
@@ -26,7 +27,7 @@ def perturb(path, seed):
     Path(path).write_bytes(raw[:hb] + v.astype(np.float32).tobytes())
 
 
-def header(path):
+def header(path: Path) -> dict[str, int]:
     raw = Path(path).read_bytes()
     major, minor, rev = struct.unpack("<iii", raw[:12])
     seen = (
@@ -37,7 +38,17 @@ def header(path):
     return {"major": major, "minor": minor, "revision": rev, "seen": seen}
 
 
-def make(name, cfg, K, ymaker, seed=1, srand=0, seen=0, desc="", perturb_w=True):
+def make(
+    name: str,
+    cfg: str,
+    K: int,
+    ymaker: Callable[[int, int, np.random.Generator], np.ndarray],
+    seed: int = 1,
+    srand: int = 0,
+    seen: int = 0,
+    desc: str = "",
+    perturb_w: bool = True,
+) -> None:
     d = OUT / name
     d.mkdir(parents=True, exist_ok=True)
     (d / "case.cfg").write_text(cfg)
@@ -47,14 +58,14 @@ def make(name, cfg, K, ymaker, seed=1, srand=0, seen=0, desc="", perturb_w=True)
         text=True,
         check=True,
     )
-    info = [l for l in r.stderr.splitlines() if l.startswith("INFO")][0].split()
+    info = [ln for ln in r.stderr.splitlines() if ln.startswith("INFO")][0].split()
     inputs, truths, nb, sub = int(info[2]), int(info[4]), int(info[6]), int(info[8])
     if perturb_w:
         perturb(d / "init.weights", seed)
     rows = nb * sub
     rng = np.random.default_rng(seed + 100)
     # infer C,H,W from the cfg's [net]
-    net = dict(l.split("=", 1) for l in cfg.split("[", 2)[1].splitlines()[1:] if "=" in l)
+    net = dict(ln.split("=", 1) for ln in cfg.split("[", 2)[1].splitlines()[1:] if "=" in ln)
     c, h, w = int(net.get("channels", 3)), int(net["height"]), int(net["width"])
     x = rng.random((rows, c, h, w), dtype=np.float32)
     assert c * h * w == inputs, (c, h, w, inputs)
@@ -135,18 +146,18 @@ def make(name, cfg, K, ymaker, seed=1, srand=0, seen=0, desc="", perturb_w=True)
     print(name, "ok", [c["loss"] for c in calls], sum(p.stat().st_size for p in d.iterdir()))
 
 
-def onehot(rows, truths, rng):
+def onehot(rows: int, truths: int, rng: np.random.Generator) -> np.ndarray:
     y = np.zeros((rows, truths))
     y[np.arange(rows), rng.integers(0, truths, rows)] = 1
     return y
 
 
-def regress(rows, truths, rng):
+def regress(rows: int, truths: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-1, 1, (rows, truths))
 
 
-def yolo_boxes(nbox):
-    def f(rows, truths, rng):
+def yolo_boxes(nbox: int) -> Callable[[int, int, np.random.Generator], np.ndarray]:
+    def f(rows: int, truths: int, rng: np.random.Generator) -> np.ndarray:
         y = np.zeros((rows, truths))
         for r in range(rows):
             for b in range(nbox):
