@@ -627,7 +627,6 @@ scale=.5
 
 
 def cost_rows(rows, truths, rng):
-    import numpy as np
 
     return rng.uniform(-1, 1, (rows, truths))
 

@@ -1,10 +1,10 @@
 """train-verify (issue 13): make darknet-train style cases with pjreddie Darknet (oracle harness /tmp/tv/harness)."""
 
 import json
-from collections.abc import Callable
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
