@@ -633,3 +633,4 @@ def cost_rows(rows, truths, rng):
 
 CASES["tv_misc_layers"] = dict(cfg=MISC, K=3, ymaker=onehot, seed=28)
 CASES["tv_shortcut_shapes"] = dict(cfg=SHORTCUT2, K=3, ymaker=cost_rows, seed=29)
+CASES["tv_deconv"] = dict(cfg=DECONV, K=3, ymaker=onehot, seed=16, perturb_w=False, reparse=True)

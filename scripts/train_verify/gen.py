@@ -48,6 +48,7 @@ def make(
     seen: int = 0,
     desc: str = "",
     perturb_w: bool = True,
+    reparse: bool = False,
 ) -> None:
     d = OUT / name
     d.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def make(
             HARNESS,
             "train",
             str(d / "case.cfg"),
-            str(d / "init.weights"),
+            f"seed:{seed}" if reparse else str(d / "init.weights"),
             str(d / "X.raw"),
             str(d / "Y.raw"),
             str(K),
@@ -117,11 +118,12 @@ def make(
         "description": desc,
         "darknet_commit": COMMIT,
         "build": "pjreddie/darknet CPU build, Makefile GPU=0 CUDNN=0 OPENCV=0 OPENMP=0 DEBUG=0 (OPTS=-Ofast)",
-        "harness": "train-verify harness (scripts/train_verify, notes in fixtures/darknet-train/TRAIN_VERIFY.md): parse_network_cfg, load_weights, srand(train_srand), train_network x K, save_weights after call 1 and K",
+        "harness": "train-verify harness (scripts/train_verify, notes in fixtures/darknet-train/TRAIN_VERIFY.md): parse_network_cfg, load_weights (or, reparsed_not_loaded, srand(fill seed) + parse_network_cfg), srand(train_srand), train_network x K, save_weights after call 1 and K",
         "fill": {
             "seed": seed,
             "darknet_random_init": True,
             "perturbed": perturb_w,
+            "reparsed_not_loaded": reparse,
             "header_seen": seen,
         },
         "input_seed": seed + 100,

@@ -24,8 +24,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 9) { fprintf(stderr, "usage: train CFG INIT X.raw Y.raw K OUTDIR SRAND\n"); return 1; }
-    network *net = parse_network_cfg(argv[2]);
-    load_weights(net, argv[3]);
+    network *net;
+    if (!strncmp(argv[3], "seed:", 5)) {
+        /* Darknet cannot load some layers' weights (deconvolutional: load_convolutional_weights
+           divides by l.groups, 0 there): re-create init.weights' state by parsing with the same
+           srand seed as "init" did, without load_weights. */
+        srand(atoi(argv[3] + 5));
+        net = parse_network_cfg(argv[2]);
+    } else {
+        net = parse_network_cfg(argv[2]);
+        load_weights(net, argv[3]);
+    }
     int K = atoi(argv[6]);
     int rows = net->batch * net->subdivisions;
     data d = {0};
