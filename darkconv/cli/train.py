@@ -42,10 +42,15 @@ def _raw(
     semantics: str, device: str, srand: int | None,
 ) -> None:  # fmt: skip
     import numpy as np
-    import torch
 
     from darkconv.nn.builder import load
-    from darkconv.train import GlibcRand, TrainHyper, make_optimizer, train_step
+    from darkconv.train import (
+        GlibcRand,
+        TrainHyper,
+        install_glibc_rand,
+        make_optimizer,
+        train_step,
+    )
     from darkconv.weights import write_weights
     from darkconv.weights.atomic import check_output_path
 
@@ -59,9 +64,7 @@ def _raw(
     rand = None
     if srand is not None:  # replay Darknet's rand() stream (srand(N) right before the first call)
         rand = GlibcRand(srand)
-        for m in model.modules():
-            if hasattr(m, "last_rand"):
-                setattr(m, "rand", lambda n, dev, g=rand: torch.from_numpy(g.uniform(n)).to(dev))  # noqa: B010
+        install_glibc_rand(model, rand)
     hyper = TrainHyper.from_network(model.network)
     opt, sched = make_optimizer(model, hyper, rand=rand)
     for k in range(1, iterations + 1):

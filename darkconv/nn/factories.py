@@ -309,7 +309,11 @@ FACTORIES: dict[str, Factory] = {
         la.input, la.options["stride"], _b(la.options["reverse"])
     ),
     "crop": lambda la, ctx: spatial.Crop(
-        la.input, la.options["crop_height"], la.options["crop_width"], _b(la.options["noadjust"])
+        la.input,
+        la.options["crop_height"],
+        la.options["crop_width"],
+        _b(la.options["noadjust"]),
+        bool(int(_train_float(la, "flip", 0))),
     ),
     "l2norm": lambda la, ctx: spatial.L2Norm(la.input),
     "normalization": lambda la, ctx: spatial.Normalization(

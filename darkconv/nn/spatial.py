@@ -7,6 +7,7 @@ Darknet's flat buffer order to the dims it was built for.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -353,11 +354,20 @@ class Reorg3d(nn.Module):
 
 
 class Crop(nn.Module):
-    """``[crop]`` at inference (crop_layer.c): centre crop ``dh=(h-ch)/2, dw=(w-cw)/2`` of
-    ``value*2-1`` (plain value with ``noadjust``); flip, angle and colour jitter are training only."""
+    """``[crop]`` (crop_layer.c forward_crop_layer) of ``value*2-1`` (plain value with
+    ``noadjust``).  Inference: centre crop ``dh=(h-ch)/2, dw=(w-cw)/2``, no flip.  Training: one
+    draw per forward for the whole batch, in Darknet's order: ``flip = flip && rand()%2`` (no draw
+    without ``flip``), ``dh = rand()%(h-ch+1)``, ``dw = rand()%(w-cw+1)``; a flip mirrors the window
+    (column ``w-dw-1-j``).  ``rand_ints(n)`` gives glibc ``rand()`` values (a replay), else torch
+    draws.  Angle and colour jitter are not applied by this CPU forward."""
 
     def __init__(
-        self, in_shape: Shape3, crop_height: int, crop_width: int, noadjust: bool = False
+        self,
+        in_shape: Shape3,
+        crop_height: int,
+        crop_width: int,
+        noadjust: bool = False,
+        flip: bool = False,
     ) -> None:
         super().__init__()
         c, h, w = in_shape
@@ -365,11 +375,28 @@ class Crop(nn.Module):
         self.out_shape = (c, crop_height, crop_width)
         self.dh, self.dw = (h - crop_height) // 2, (w - crop_width) // 2
         self.noadjust = bool(noadjust)
+        self.flip = bool(flip)
+        self.rand_ints: Callable[[int], Sequence[int]] | None = None
+
+    def _draw(self, n: int) -> list[int]:
+        if self.rand_ints is not None:
+            return [int(v) for v in self.rand_ints(n)]
+        return [int(v) for v in torch.randint(0, 2**31 - 1, (n,))]
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_chw(x, self.in_shape)
         _, ch, cw = self.out_shape
-        y = x[:, :, self.dh : self.dh + ch, self.dw : self.dw + cw]
+        _, h, w = self.in_shape
+        dh, dw, flip = self.dh, self.dw, False
+        if self.training:
+            if self.flip:
+                flip = self._draw(1)[0] % 2 == 1
+            r = self._draw(2)
+            dh, dw = r[0] % (h - ch + 1), r[1] % (w - cw + 1)
+        if flip:
+            y = x[:, :, dh : dh + ch, w - dw - cw : w - dw].flip(-1)
+        else:
+            y = x[:, :, dh : dh + ch, dw : dw + cw]
         return y if self.noadjust else y * 2 - 1
 
 

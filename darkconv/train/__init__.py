@@ -3,7 +3,14 @@
 Takes a model in ``train()`` mode, raw batches and Darknet truth rows; gives Darknet's deltas as
 gradients, its SGD update and learning-rate schedule (``train_step`` = one ``train_network``)."""
 
-from darkconv.train.hyper import POLICIES, GlibcRand, TrainHyper, get_current_rate, truth_size
+from darkconv.train.hyper import (
+    POLICIES,
+    GlibcRand,
+    TrainHyper,
+    get_current_rate,
+    install_glibc_rand,
+    truth_size,
+)
 from darkconv.train.losses import HeadLoss, LossResult, darknet_loss
 from darkconv.train.optim import DarknetLR, DarknetSGD, make_optimizer, param_groups
 from darkconv.train.step import StepResult, set_semantics, train_step
@@ -11,6 +18,7 @@ from darkconv.train.step import StepResult, set_semantics, train_step
 __all__ = [
     "POLICIES",
     "GlibcRand",
+    "install_glibc_rand",
     "TrainHyper",
     "get_current_rate",
     "truth_size",

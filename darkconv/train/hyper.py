@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -178,6 +179,18 @@ class GlibcRand:
     def uniform(self, n: int) -> np.ndarray:
         """``rand_uniform(0, 1)``: ``(float)rand() / RAND_MAX`` in float32."""
         return self.rand(n).astype(np.float32) / np.float32(self.RAND_MAX)
+
+
+def install_glibc_rand(model: Any, gen: GlibcRand) -> None:
+    """Replay Darknet's ``rand()`` stream (``srand(N)`` before the first call) in the layers that
+    draw in training: ``[dropout]`` (``rand_uniform`` per element), ``[crop]`` (flip, dh, dw)."""
+    import torch
+
+    for m in model.modules():
+        if hasattr(m, "last_rand"):
+            m.rand = lambda n, dev, g=gen: torch.from_numpy(g.uniform(n)).to(dev)
+        if hasattr(m, "rand_ints"):
+            m.rand_ints = gen.rand
 
 
 def _to_float(v: float) -> float:

@@ -634,3 +634,68 @@ def cost_rows(rows, truths, rng):
 CASES["tv_misc_layers"] = dict(cfg=MISC, K=3, ymaker=onehot, seed=28)
 CASES["tv_shortcut_shapes"] = dict(cfg=SHORTCUT2, K=3, ymaker=cost_rows, seed=29)
 CASES["tv_deconv"] = dict(cfg=DECONV, K=3, ymaker=onehot, seed=16, perturb_w=False, reparse=True)
+
+CROP2 = (
+    net(batch=4, h=10, w=10, lr=0.05, extra="policy=constant\n")
+    + """
+[crop]
+crop_height=8
+crop_width=8
+flip=1
+noadjust=1
+
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[avgpool]
+
+[softmax]
+"""
+)
+
+SHORTCUT3 = (
+    net(batch=4, h=8, w=8, lr=0.05, extra="policy=constant\n")
+    + """
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=3
+stride=1
+
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[shortcut]
+from=-3
+alpha=.5
+beta=2
+activation=leaky
+
+[avgpool]
+
+[connected]
+output=6
+activation=leaky
+
+[softmax]
+groups=2
+
+[cost]
+type=seg
+"""
+)
+CASES["tv_crop_random"] = dict(cfg=CROP2, K=3, ymaker=onehot, seed=30, srand=5)
+CASES["tv_shortcut_alpha_softmax_groups"] = dict(cfg=SHORTCUT3, K=3, ymaker=onehot, seed=31)

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from conftest import FIXTURES
 
 import darkconv
-from darkconv.train import GlibcRand, TrainHyper, make_optimizer, train_step
+from darkconv.train import GlibcRand, TrainHyper, install_glibc_rand, make_optimizer, train_step
 from darkconv.train.trace import Tracer
 from darkconv.weights import read_weights
 
@@ -77,10 +76,7 @@ def rel_err(ours: np.ndarray, ref: np.ndarray) -> float:
 
 def install_rand(model: Any, seed: int) -> None:
     """Replay Darknet's rand() stream (srand(train_srand) right before call 1) in the dropouts."""
-    gen = GlibcRand(seed)
-    for m in model.modules():
-        if hasattr(m, "last_rand"):
-            m.rand = lambda n, dev, g=gen: torch.from_numpy(g.uniform(n)).to(dev)
+    install_glibc_rand(model, GlibcRand(seed))
 
 
 def run_api(case: Path) -> tuple[list[Any], dict[int, dict[str, np.ndarray]], Any]:
