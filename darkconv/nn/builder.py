@@ -82,8 +82,12 @@ class DarknetModel(nn.Module):
         self.batch_invariant = False
         self.bn_formula = network.facts.bn_formula
         self.semantics = train_mode.DEFAULT_SEMANTICS  # model.train() only
+        # The option DELTA_WRITERS reads: conv size, upsample stride (negative: reverse).
         sizes = [
-            la.options.get("size") if la.type == "convolutional" else None for la in network.layers
+            la.options.get(train_mode.WRITER_OPTION[la.type])
+            if la.type in train_mode.WRITER_OPTION
+            else None
+            for la in network.layers
         ]
         self.overwrites = {
             flag: train_mode.overwritten_sources(self.types, self.sources, sizes, flag)

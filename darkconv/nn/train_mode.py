@@ -37,6 +37,7 @@ __all__ = [
     "region_backward",
     "Dropout",
     "overwritten_sources",
+    "WRITER_OPTION",
     "train_forward",
 ]
 
@@ -263,7 +264,12 @@ DELTA_WRITERS: dict[str, Callable[[int | None, bool], bool]] = {
     "activation": lambda size, conv1x1: True,
     # backward_normalization_layer: pow_cpu(norms -> net.delta), then mul_cpu (both builds)
     "normalization": lambda size, conv1x1: True,
+    # backward_upsample_layer with a negative stride (reverse): upsample_cpu(..., forward=1, ...)
+    # assigns the previous delta
+    "upsample": lambda stride, conv1x1: stride is not None and stride < 0,
 }
+# The layer option handed to a DELTA_WRITERS rule as its first argument.
+WRITER_OPTION: dict[str, str] = {"convolutional": "size", "upsample": "stride"}
 
 
 def overwritten_sources(

@@ -699,3 +699,53 @@ type=seg
 )
 CASES["tv_crop_random"] = dict(cfg=CROP2, K=3, ymaker=onehot, seed=30, srand=5)
 CASES["tv_shortcut_alpha_softmax_groups"] = dict(cfg=SHORTCUT3, K=3, ymaker=onehot, seed=31)
+
+POOLS = (
+    net(batch=4, h=12, w=12, lr=0.05, mom=0.95, decay=0.0001, extra="policy=constant\n")
+    + """
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=3
+stride=2
+padding=2
+
+[upsample]
+stride=-2
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,-3
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=1
+stride=1
+activation=ramp
+
+[avgpool]
+
+[connected]
+batch_normalize=1
+output=5
+activation=leaky
+
+[dropout]
+probability=.2
+
+[connected]
+output=3
+activation=linear
+
+[softmax]
+"""
+)
+CASES["tv_pools"] = dict(cfg=POOLS, K=3, ymaker=onehot, seed=32, srand=3)
