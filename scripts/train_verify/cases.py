@@ -749,3 +749,20 @@ activation=linear
 """
 )
 CASES["tv_pools"] = dict(cfg=POOLS, K=3, ymaker=onehot, seed=32, srand=3)
+
+RNN = (
+    net(batch=4, h=1, w=6, c=1, lr=0.05, extra="policy=constant\ntime_steps=2\n")
+    + """
+[rnn]
+output=5
+hidden=4
+activation=leaky
+
+[connected]
+output=3
+activation=linear
+
+[softmax]
+"""
+)
+CASES["tv_rnn"] = dict(cfg=RNN, K=2, ymaker=onehot, seed=33)
