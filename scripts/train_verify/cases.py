@@ -766,3 +766,86 @@ activation=linear
 """
 )
 CASES["tv_rnn"] = dict(cfg=RNN, K=2, ymaker=onehot, seed=33)
+
+YOLOV2 = (
+    net(batch=2, h=32, w=32, lr=0.01, extra="burn_in=1\npolicy=steps\nsteps=2\nscales=.1\n")
+    + """
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[route]
+layers=-3
+
+[reorg]
+stride=2
+
+[route]
+layers=-1,-3
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=16
+activation=linear
+
+[region]
+anchors = 0.5,0.6, 1.2,1.5
+bias_match=1
+classes=3
+coords=4
+num=2
+softmax=1
+jitter=.2
+rescore=1
+object_scale=5
+noobject_scale=1
+class_scale=1
+coord_scale=1
+absolute=1
+thresh = .6
+random=0
+"""
+)
+CASES["tv_yolov2_reorg_region"] = dict(cfg=YOLOV2, K=3, ymaker=yolo_boxes(2), seed=34, seen=12796)
