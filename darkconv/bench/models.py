@@ -49,7 +49,7 @@ def _torch_model(spec: ModelSpec, s: Settings) -> tuple[Any, int, float, tuple[i
     if spec.kind == "darkconv":
         from darkconv.nn.builder import build
 
-        network = resized_network(spec.target, s.size)
+        network = resized_network(spec.target, s.size, s.dialect)
         model = build(network)  # darkconv's random init: He-normal convolutions, BN identity
         return model, network.params, network.bflops, network.input
     model = peer_model(spec).eval()

@@ -172,7 +172,7 @@ def _with_files(specs: list[ModelSpec], settings: Settings, folder: str) -> list
     out = []
     for i, spec in enumerate(specs):
         if spec.kind in writers:
-            network = resized_network(spec.target, settings.size)
+            network = resized_network(spec.target, settings.size, settings.dialect)
             files = writers[spec.kind](network, folder, f"m{i}")
             spec = ModelSpec(spec.name, spec.kind, spec.target, files, spec.batch)
         out.append(spec)

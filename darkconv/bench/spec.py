@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from darkconv.parse.graph import Network
+from darkconv.parse.graph import Network, load_network
 from darkconv.parse.size import with_size
 
 __all__ = ["DTYPES", "Settings", "ModelSpec", "Prepared", "resized_network", "random_state"]
@@ -33,6 +33,7 @@ class Settings:
     compile: bool = False
     winograd: bool = False
     exact_batch: bool = False  # darkconv rows: batch_invariant=True (rows one by one)
+    dialect: str | None = None  # None: each cfg's own (auto-detected)
 
     def __post_init__(self) -> None:  # ``size=416`` means 416x416; JSON gives a list
         size = self.size
@@ -61,11 +62,15 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def resized_network(cfg: str | Network, size: int | tuple[int, int] | None) -> Network:
-    """The network of ``cfg`` at ``size`` (``(w, h)`` or ``n``): :func:`darkconv.parse.size.
-    with_size`, i.e. ``[net]`` width and height edited in the cfg text, every shape, parameter
-    count and BFLOPs value recomputed, Darknet's size rules checked."""
-    return with_size(cfg, size)
+def resized_network(
+    cfg: str | Network, size: int | tuple[int, int] | None, dialect: str | None = None
+) -> Network:
+    """The network of ``cfg`` (read in ``dialect``; None detects it) at ``size`` (``(w, h)``
+    or ``n``): :func:`darkconv.parse.size.with_size`, i.e. ``[net]`` width and height edited in
+    the cfg text, every shape, parameter count and BFLOPs value recomputed, Darknet's size rules
+    checked."""
+    network = cfg if isinstance(cfg, Network) else load_network(cfg, dialect=dialect)
+    return with_size(network, size)
 
 
 def random_state(network: Network, seed: int = 0) -> dict[str, np.ndarray]:

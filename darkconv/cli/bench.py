@@ -9,7 +9,7 @@ from typing import TextIO
 
 import click
 
-from darkconv.cli.options import device_option, exact_batch_option, size_option
+from darkconv.cli.options import device_option, dialect_option, exact_batch_option, size_option
 
 __all__ = ["bench", "ProgressBar"]
 
@@ -138,6 +138,7 @@ class ProgressBar:
     default=None,
     help="Also write the results as JSON to this file.",
 )
+@dialect_option()
 def bench(
     cfgs: tuple[str, ...],
     size: tuple[int, int],
@@ -157,6 +158,7 @@ def bench(
     peers: bool,
     memory: bool,
     json_path: str | None,
+    dialect: str | None,
 ) -> None:  # fmt: skip
     """Time CFGs (default: darknet53 resnet50 resnet101 resnet152 densenet201) against
     hand-written references, interleaved; print a latency/memory table.
@@ -174,7 +176,7 @@ def bench(
     from darkconv.parse.size import with_size
 
     for cfg in cfgs:  # a bad cfg, name or size is one error message before anything runs
-        with_size(load_network(cfg), size)
+        with_size(load_network(cfg, dialect=dialect), size)
     try:
         batches = [int(b) for b in batch_text.split(",")]
     except ValueError:
@@ -192,7 +194,7 @@ def bench(
         raise click.UsageError("--winograd works on fused layers: drop --no-fuse")
     settings = Settings(
         size, batches[0], device, threads, fuse, channels_last, dtype, use_compile, winograd,
-        exact_batch,
+        exact_batch, dialect,
     )  # fmt: skip
     specs, notes = default_specs(cfgs, peers=peers, device=device, batches=batches)
     for note in notes:

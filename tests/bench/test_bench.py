@@ -272,3 +272,16 @@ def test_cpu_clock_needs_one_thread(tmp_path: Path) -> None:
     assert "CPU time" in format_table(report)
     bad = CliRunner().invoke(cli, ["bench", str(cfg), "--clock", "cpu", "--no-peers"])
     assert bad.exit_code != 0 and "--threads 1" in bad.output
+
+
+def test_bench_dialect_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--dialect`` reaches the bench's networks: AlexeyAB's yolov4-tiny read as pjreddie's is
+    refused before anything runs, naming an AlexeyAB-only option and the way out."""
+    from darkconv.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "yolov4-tiny", "--dialect", "pjreddie", "--runs", "1", "--no-peers"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "--dialect alexeyab" in err, err
+    settings = Settings(size=416, dialect="alexeyab")
+    assert resized_network("yolov4-tiny", settings.size, settings.dialect).dialect == "alexeyab"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from PIL import Image
 
 pytest.importorskip("torch")
@@ -255,3 +256,40 @@ def test_cli_train_data_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Traceback" not in err
     code, out, err = run("--skip-bad")
     assert code == 0 and "warning: skipped" in err
+
+
+def test_truncated_or_foreign_backup_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--weights`` given a truncated ``.backup``, or one of another network, is refused with one
+    line before anything is trained; the checkpoints already in backup/ are left as they were."""
+    from darkconv.cli.main import main
+
+    data = _classifier_set(tmp_path)
+    args = ["train", str(tmp_path / "tiny.cfg"), "--data", str(data), "--workers", "0",
+            "--max-batches", "1"]  # fmt: skip
+
+    def run(*extra: str) -> tuple[int, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main([*args, *extra])
+        return int(info.value.code or 0), capsys.readouterr().err
+
+    code, err = run()
+    assert code == 0, err
+    backup = tmp_path / "backup"
+    before = {p.name: p.read_bytes() for p in backup.iterdir()}
+    good = backup / "tiny.backup"
+    good.write_bytes(next(iter(before.values())))  # a complete checkpoint of this network
+    before[good.name] = good.read_bytes()
+    truncated = tmp_path / "truncated.backup"
+    truncated.write_bytes(good.read_bytes()[:-7])
+    foreign = tmp_path / "foreign.backup"
+    foreign.write_bytes((FIXTURES / "nets" / "yolov3-tiny" / "yolov3-tiny.weights").read_bytes())
+    for bad in (truncated, foreign):
+        code, err = run("--weights", str(bad))
+        assert code == 2, err
+        lines = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and str(bad) in lines[0], err
+        assert "Traceback" not in err
+        assert {p.name: p.read_bytes() for p in backup.iterdir()} == before
