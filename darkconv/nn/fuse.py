@@ -104,7 +104,7 @@ def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
         return F.leaky_relu(y, 0.1, inplace=True)
     if name == "relu":
         return F.relu(y, inplace=True)
-    if name == "mish":  # AlexeyAB's mish_activate, within float rounding
+    if name == "mish" and not _capturing():  # AlexeyAB's mish_activate, within float rounding
         return _mish_inplace(y)
     return activate(y, name, math)
 
@@ -143,6 +143,18 @@ _ONEDNN_ACT: dict[str, tuple[str, list[float]]] = {
 def _compiling() -> bool:
     compiler = getattr(torch, "compiler", None)
     return bool(compiler is not None and compiler.is_compiling())
+
+
+def _capturing() -> bool:
+    """A graph is being captured (torch.compile, torch.export, ONNX export, jit tracing): the
+    eager-only chunked loops, whose Python ``range`` depends on the tensor's size, would bake
+    the example's batch into the graph."""
+    return bool(
+        _compiling()
+        or torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.onnx.is_in_onnx_export()
+    )
 
 
 def _conv_params(layer: Convolutional) -> tuple[Tensor, DarknetBatchNorm | None, Tensor | None]:
