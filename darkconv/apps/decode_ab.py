@@ -89,13 +89,16 @@ def correct_yolo_boxes_ab(
 def _correct_gaussian(
     bbox: F32Array, im_w: int, im_h: int, net_w: int, net_h: int, letter: bool
 ) -> F32Array:
-    """``correct_gaussian_yolo_boxes``: pjreddie's formula (``w *= (float)netw/new_w``), letter flag."""
+    """``correct_gaussian_yolo_boxes``: pjreddie's formula (``w *= (float)netw/new_w``), letter flag,
+    as the ``-Ofast`` build runs it: both float quotients become ``a * rcp(b)`` (``rcpps`` plus a
+    Newton step, :func:`fast_reciprocal`), and ``x`` is multiplied by ``1./ratio`` in double."""
     new_w, new_h = _ratios(im_w, im_h, net_w, net_h, letter)
     out = bbox.copy()
     for axis, net, new in ((0, net_w, new_w), (1, net_h, new_h)):
         b = bbox[:, axis].astype(np.float64)
-        out[:, axis] = (b - (net - new) / 2.0 / net) / float(_F32(new) / _F32(net))
-        out[:, axis + 2] = bbox[:, axis + 2] * (_F32(net) / _F32(new))
+        ratio = _F32(new) * fast_reciprocal(_F32(net))  # (float)new_w/netw
+        out[:, axis] = (b - (net - new) / 2.0 / net) * (1.0 / float(ratio))
+        out[:, axis + 2] = bbox[:, axis + 2] * (_F32(net) * fast_reciprocal(_F32(new)))
     return out
 
 

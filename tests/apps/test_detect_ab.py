@@ -148,11 +148,18 @@ def test_gaussian_yolo_by_hand() -> None:
     out = np.array([0.5, 0.2, 0.5, 0.2, 0, 0.2, 0, 0.2, 0.9, 0.5], np.float32)
     head = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]])
     b = get_network_boxes_ab([head], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
-    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.5]]  # exp(0)*2/4, exp(0)*4/8
+    # exp(0)*2/4, exp(0)*4/8, then correct_gaussian_yolo_boxes at -Ofast: ratio = new*rcp(net)
+    # = f (net 4, 8: powers of two), x /= f in double (0.5 + 2**-25 + ... rounds up to the next
+    # float), w *= net*rcp(new) = f
+    f = FAST_MATH_RECIPROCAL[1.0]
+    x = float(np.float32(0.5 * (1.0 / float(f))))
+    assert x == 0.5 + 2**-24
+    assert b.bbox.tolist() == [[x, x, 0.5 * float(f), 0.5 * float(f)]]
     assert b.prob[0, 0] == pytest.approx(0.9 * 0.5 * (1 - 0.2))  # times 1 - mean uncertainty
     lt = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]], yolo_point="left_top")
     b = get_network_boxes_ab([lt], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
-    assert b.bbox[0, :2].tolist() == [0.75, 0.75]  # x + w/2, y + h/2
+    xl = float(np.float32(0.75 * (1.0 / float(f))))  # x + w/2, y + h/2, then x /= f
+    assert b.bbox[0, :2].tolist() == [xl, xl] and xl == 0.75 + 2**-24
 
 
 def test_new_coords_and_letterbox_correction_by_hand() -> None:
