@@ -27,10 +27,12 @@ from darkconv.errors import UnsupportedError
 
 __all__ = [
     "DECODERS",
+    "FAST_MATH_RECIPROCAL",
     "SETS_CLASSES",
     "Frame",
     "correct_yolo_boxes_ab",
     "detection_classes",
+    "fast_reciprocal",
     "get_network_boxes_ab",
 ]
 
@@ -45,32 +47,58 @@ def _ratios(im_w: int, im_h: int, net_w: int, net_h: int, letter: bool) -> tuple
     return geo.new_w, geo.new_h
 
 
+#: ``1/ratio`` as AlexeyAB's ``-Ofast`` build computes it in ``correct_yolo_boxes``, where it differs
+#: from the correctly rounded quotient.  gcc's ``-ffast-math`` turns the vectorised float
+#: ``1/ratiow, 1/ratioh`` into ``rcpps`` plus one Newton step, ``(r0 + r0) - (a*r0)*r0``.  ``rcpps``
+#: depends only on the significand, so the table is keyed by the significand of ``ratio`` in
+#: [1, 2).  Intel's ``rcpps(1) = 1 - 2**-12`` (the CPU of fixtures/alexeyab) gives exactly
+#: ``1 - 2**-24`` for every power-of-two ratio: ratio 1 is every box without letterbox, and the
+#: filled axis with it, so Darknet shrinks those w, h by that factor (the 1-ulp offset of every
+#: resize case in fixtures/alexeyab/apps).  Other significands keep the true quotient: ``rcpps`` is
+#: a CPU-specific table, so those stay within 2 ulp.
+FAST_MATH_RECIPROCAL: dict[float, np.float32] = {1.0: _F32(1 - 2**-24)}
+
+
+def fast_reciprocal(ratio: np.float32) -> np.float32:
+    """``1/ratio`` in float as the ``-Ofast`` ``correct_yolo_boxes`` computes it."""
+    mantissa, exp = np.frexp(_F32(ratio))  # ratio = mantissa * 2**exp, mantissa in [0.5, 1)
+    table = FAST_MATH_RECIPROCAL.get(float(mantissa) * 2)
+    if table is None:
+        return _F32(1) / _F32(ratio)
+    return _F32(np.ldexp(table, 1 - int(exp)))  # exact: a power-of-two scaling
+
+
 def correct_yolo_boxes_ab(
     bbox: F32Array, im_w: int, im_h: int, net_w: int, net_h: int, letter: bool
 ) -> F32Array:
-    """AlexeyAB's ``correct_yolo_boxes`` (relative boxes): ``x = (x - dw/2./netw)/ratio``
-    in double, ``w *= 1/ratio`` with ``1/ratio`` rounded to float first."""
+    """AlexeyAB's ``correct_yolo_boxes`` (relative boxes), as its ``-Ofast`` build runs it:
+    ``x = (x - dw/2./netw) * (1./ratio)`` in double, ``w *= 1/ratio`` with ``1/ratio`` in float
+    (see :data:`FAST_MATH_RECIPROCAL`)."""
     new_w, new_h = _ratios(im_w, im_h, net_w, net_h, letter)
     out = bbox.copy()
     for axis, net, new in ((0, net_w, new_w), (1, net_h, new_h)):
         delta = float(_F32(net - new))  # float deltaw = netw - new_w
         ratio = _F32(new) / _F32(net)  # float ratiow = (float)new_w/netw
         b = bbox[:, axis].astype(np.float64)
-        out[:, axis] = (b - delta / 2.0 / net) / float(ratio)
-        out[:, axis + 2] = bbox[:, axis + 2] * (_F32(1) / ratio)
+        # -ffast-math: the division by the loop-invariant ratio becomes a product with 1./ratio
+        out[:, axis] = (b - delta / 2.0 / net) * (1.0 / float(ratio))
+        out[:, axis + 2] = bbox[:, axis + 2] * fast_reciprocal(ratio)
     return out
 
 
 def _correct_gaussian(
     bbox: F32Array, im_w: int, im_h: int, net_w: int, net_h: int, letter: bool
 ) -> F32Array:
-    """``correct_gaussian_yolo_boxes``: pjreddie's formula (``w *= (float)netw/new_w``), letter flag."""
+    """``correct_gaussian_yolo_boxes``: pjreddie's formula (``w *= (float)netw/new_w``), letter flag,
+    as the ``-Ofast`` build runs it: both float quotients become ``a * rcp(b)`` (``rcpps`` plus a
+    Newton step, :func:`fast_reciprocal`), and ``x`` is multiplied by ``1./ratio`` in double."""
     new_w, new_h = _ratios(im_w, im_h, net_w, net_h, letter)
     out = bbox.copy()
     for axis, net, new in ((0, net_w, new_w), (1, net_h, new_h)):
         b = bbox[:, axis].astype(np.float64)
-        out[:, axis] = (b - (net - new) / 2.0 / net) / float(_F32(new) / _F32(net))
-        out[:, axis + 2] = bbox[:, axis + 2] * (_F32(net) / _F32(new))
+        ratio = _F32(new) * fast_reciprocal(_F32(net))  # (float)new_w/netw
+        out[:, axis] = (b - (net - new) / 2.0 / net) * (1.0 / float(ratio))
+        out[:, axis + 2] = bbox[:, axis + 2] * (_F32(net) * fast_reciprocal(_F32(new)))
     return out
 
 

@@ -51,7 +51,8 @@ def read_input(path: str, model: DarknetModel) -> np.ndarray:
         )
     check_fits(Cost(arr.size * 4, f"{path}: {arr.shape} input"))
     check_fits(outputs_cost(model.network, arr.shape[0]))
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    # a copy: the memory map is read-only, and torch.from_numpy warns on a non-writable array
+    return np.array(arr, dtype=np.float32, order="C")
 
 
 def _load(

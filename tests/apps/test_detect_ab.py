@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from darkconv.apps.decode import Boxes, Head
-from darkconv.apps.decode_ab import get_network_boxes_ab
+from darkconv.apps.decode_ab import FAST_MATH_RECIPROCAL, fast_reciprocal, get_network_boxes_ab
 from darkconv.apps.dialects import app_dialect
 from darkconv.apps.draw_ab import draw_detections_v3, ext_output_box
 from darkconv.apps.image import load_image
@@ -136,7 +136,9 @@ def test_region_cell_major_by_hand() -> None:
     head = _head("region", w=2, classes=2, anchors=[[1, 1]])
     out = np.array([[0, 0, 0, 0, 0.8, 0.5, 0.25], [0, 0, 0, 0, 0.8, 0.5, 0.25]], np.float32)
     b = get_network_boxes_ab([head], {0: out}, 10, 10, 20, 20, 0.3, letter=False)
-    assert b.bbox.tolist() == [[0.25, 0.5, 0.5, 1.0], [0.75, 0.5, 0.5, 1.0]]  # exp(0)*1/lw
+    # exp(0)*1/lw, then correct_yolo_boxes' w *= 1/ratio with the -Ofast reciprocal of 1
+    f = float(FAST_MATH_RECIPROCAL[1.0])
+    assert b.bbox.tolist() == [[0.25, 0.5, 0.5 * f, f], [0.75, 0.5, 0.5 * f, f]]
     assert b.objectness.tolist() == [1.0, 1.0]  # custom_get_region_detections
     assert b.prob[:, 0] == pytest.approx([0.4, 0.4]) and b.prob[:, 1].tolist() == [0, 0]
 
@@ -146,11 +148,18 @@ def test_gaussian_yolo_by_hand() -> None:
     out = np.array([0.5, 0.2, 0.5, 0.2, 0, 0.2, 0, 0.2, 0.9, 0.5], np.float32)
     head = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]])
     b = get_network_boxes_ab([head], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
-    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.5]]  # exp(0)*2/4, exp(0)*4/8
+    # exp(0)*2/4, exp(0)*4/8, then correct_gaussian_yolo_boxes at -Ofast: ratio = new*rcp(net)
+    # = f (net 4, 8: powers of two), x /= f in double (0.5 + 2**-25 + ... rounds up to the next
+    # float), w *= net*rcp(new) = f
+    f = FAST_MATH_RECIPROCAL[1.0]
+    x = float(np.float32(0.5 * (1.0 / float(f))))
+    assert x == 0.5 + 2**-24
+    assert b.bbox.tolist() == [[x, x, 0.5 * float(f), 0.5 * float(f)]]
     assert b.prob[0, 0] == pytest.approx(0.9 * 0.5 * (1 - 0.2))  # times 1 - mean uncertainty
     lt = _head("Gaussian_yolo", mask=[0], anchors=[[2, 4]], yolo_point="left_top")
     b = get_network_boxes_ab([lt], {0: out}, 10, 10, 4, 8, 0.3, letter=False)
-    assert b.bbox[0, :2].tolist() == [0.75, 0.75]  # x + w/2, y + h/2
+    xl = float(np.float32(0.75 * (1.0 / float(f))))  # x + w/2, y + h/2, then x /= f
+    assert b.bbox[0, :2].tolist() == [xl, xl] and xl == 0.75 + 2**-24
 
 
 def test_new_coords_and_letterbox_correction_by_hand() -> None:
@@ -159,10 +168,30 @@ def test_new_coords_and_letterbox_correction_by_hand() -> None:
     out[0, :, 0, 0] = [0.5, 0.5, 0.5, 0.5, 0.9, 0.9]
     head = _head("yolo", mask=[0], anchors=[[50, 25]], new_coords=1)
     b = get_network_boxes_ab([head], {0: out}, 100, 100, 100, 100, 0.5, letter=False)
-    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.25]]
+    f = float(FAST_MATH_RECIPROCAL[1.0])  # w *= 1/ratio, ratio 1
+    assert b.bbox.tolist() == [[0.5, 0.5, 0.5 * f, 0.25 * f]]
     # letterbox: a 200x100 image in 100x100 is 100x50 at dy=25: y' = (y - .25)/.5, h' = h/.5
+    # (1/.5 is 2*f: the reciprocal of a power of two has the significand of 1/1)
     b = get_network_boxes_ab([head], {0: out}, 200, 100, 100, 100, 0.5, letter=True)
-    assert b.bbox.tolist() == [[0.5, 0.5, 0.5, 0.5]]
+    assert b.bbox.tolist() == [[0.5, 0.5, 0.5 * f, 0.5 * f]]
+
+
+def test_fast_math_reciprocal_arithmetic() -> None:
+    """rcpps(1) = 1 - 2**-12 on the fixtures' CPU; one Newton step (r0 + r0) - (a*r0)*r0 in float:
+    2 - 2**-11 - (1 - 2**-11 + 2**-24) = 1 - 2**-24, all terms exact in float32."""
+    r0, a = np.float32(1 - 2**-12), np.float32(1)
+    assert FAST_MATH_RECIPROCAL[1.0] == (r0 + r0) - (a * r0) * r0 == np.float32(1 - 2**-24)
+    assert fast_reciprocal(np.float32(0.25)) == np.float32(4 * (1 - 2**-24))
+    assert fast_reciprocal(np.float32(0.625)) == np.float32(1) / np.float32(0.625)  # no entry
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_resize_boxes_bit_exact(name: str) -> None:
+    """Without letterbox every ratio is 1: the decoded boxes equal Darknet's bit for bit."""
+    case, arrays = load_case(name)
+    if case["letter_box"]:
+        pytest.skip("letterbox: ratios other than powers of two use the CPU's rcpps table")
+    assert np.array_equal(decode(case, arrays).bbox.astype(np.float32), arrays["dets_pre_bbox"])
 
 
 def test_resize_min_crop_by_hand() -> None:

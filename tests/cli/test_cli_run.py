@@ -49,6 +49,16 @@ def test_verify_passes_on_darknet_reference(capsys: pytest.CaptureFixture[str]) 
     assert "reorg" in out and "all 10 layers within" in out
 
 
+def test_read_input_is_a_writable_copy() -> None:
+    # np.load(mmap_mode="r") is read-only; torch.from_numpy warned "not writable" on every verify
+    from darkconv.cli.run import read_input
+    from darkconv.nn.builder import load
+
+    x = read_input(str(CASE / "input.npy"), load(CASE / "case.cfg", CASE / "case.weights"))
+    assert x.flags.writeable and x.dtype == np.float32
+    assert np.array_equal(x, np.load(CASE / "input.npy").reshape(x.shape))
+
+
 def test_verify_names_first_diverging_layer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
