@@ -144,3 +144,20 @@ def test_mutated_real_cfgs_raise_only_darkconv_errors(data):
         assert err.headline().startswith("m.cfg")
     else:
         assert net.layers
+
+
+@pytest.mark.parametrize("dialect", ["pjreddie", "alexeyab"])
+def test_reorg_stride_must_divide_the_input(dialect: str) -> None:
+    """reorg_cpu walks the whole input and writes past l.output when the stride does not divide
+    the input size: refused with the layer and option, in both dialects (and at any --size)."""
+    from darkconv.errors import GraphError
+    from darkconv.parse import parse_network
+
+    text = "[net]\nwidth=23\nheight=17\nchannels=4\n\n[reorg]\nstride=2\n"
+    with pytest.raises(
+        GraphError, match=r"layer 0 \[reorg\]: stride=2 must divide the input 23x17"
+    ):
+        parse_network(text, "r.cfg", dialect=dialect)
+    parse_network(
+        text.replace("width=23", "width=22").replace("height=17", "height=16"), dialect=dialect
+    )

@@ -210,11 +210,25 @@ def _reorg(o: Options, x: Ctx) -> Info:
             )
         out = (x.c // (s * s), x.h * s, x.w * s)
     else:
+        if not o["extra"]:
+            reorg_divides(s, x)
         out = (x.c * s * s, x.h // s, x.w // s)
     inputs = x.h * x.w * x.c
     if o["extra"]:
         return Info((0, 0, 0), inputs, inputs + o["extra"])
     return Info(out, inputs, out[0] * out[1] * out[2])
+
+
+def reorg_divides(s: int, x: Ctx) -> None:
+    """A space-to-depth reorg whose input size the stride does not divide: reorg_cpu walks the
+    whole input and writes past the end of l.output (outputs < inputs), so Darknet's result is
+    undefined there; refused instead of guessed."""
+    if x.h % s or x.w % s:
+        x.fail(
+            f"stride={s} must divide the input {x.w}x{x.h} (Darknet's reorg_cpu writes past its "
+            "output buffer otherwise)",
+            "stride",
+        )
 
 
 def _avgpool(o: Options, x: Ctx) -> Info:

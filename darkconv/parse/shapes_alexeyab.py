@@ -204,6 +204,8 @@ def _reorg(o: Options, x: Ctx) -> Info:
     """make_reorg_layer() / make_reorg_old_layer(): space-to-depth, reverse: depth-to-space."""
     x.need_image("reorg")
     s = o["stride"]
+    if not o["reverse"]:
+        pj.reorg_divides(s, x)
     out = (x.c // (s * s), x.h * s, x.w * s) if o["reverse"] else (x.c * s * s, x.h // s, x.w // s)
     return Info(out, x.h * x.w * x.c, out[0] * out[1] * out[2])
 
