@@ -64,8 +64,6 @@ def _pillow(path: str, max_pixels: int) -> NDArray[np.uint8]:
             check_image_size(path, pil.size[0], pil.size[1], max_pixels)
             pil.load()
             return pil_to_rgb(pil)
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{path}: {err}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: cannot load image: unknown or corrupt image format") from None
     except (OSError, ValueError, SyntaxError) as err:

@@ -22,6 +22,7 @@ from typing import Any
 
 from darkconv.bench.peers import peer_model, prepare_onnxruntime, prepare_opencv
 from darkconv.bench.spec import DTYPES, ModelSpec, Prepared, Settings, resized_network
+from darkconv.parse.budget import proc_bytes
 
 __all__ = ["prepare", "compile_options", "measure_rss", "set_threads"]
 
@@ -144,13 +145,9 @@ def _maxrss_mib() -> float:
 
     Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this address space.
     ``ru_maxrss`` is only the fallback: it carries the parent's peak across fork + exec."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # kB
-    except (OSError, ValueError, IndexError):
-        pass
+    peak = proc_bytes("/proc/self/status", "VmHWM")
+    if peak is not None:
+        return peak / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "human_count",
     "outputs_cost",
     "parameter_cost",
+    "proc_bytes",
 ]
 
 _F32 = 4
@@ -105,40 +106,31 @@ def outputs_cost(network: Network, batch: int = 1) -> Cost:
     return Cost(floats * batch * _F32, f"every layer's output at batch {batch}")
 
 
-def _meminfo_available() -> int | None:
+def proc_bytes(path: str, key: str) -> int | None:
+    """A ``key: N kB`` line of a Linux /proc file (``/proc/meminfo``, ``/proc/self/status``) in
+    bytes; None where the file or the key is missing (other systems)."""
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
 
 
-def _vm_size() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def available_bytes() -> tuple[int | None, str]:
     """What this process can still allocate, and how to say so: the smaller of the machine's
     available memory (``MemAvailable``) and what the address-space limit (``ulimit -v``,
     RLIMIT_AS) leaves above the current mapping.  ``None`` where neither is known."""
-    avail = _meminfo_available()
+    avail = proc_bytes("/proc/meminfo", "MemAvailable")
     where = "this machine has {} free"
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     except (OSError, ValueError):
         soft = resource.RLIM_INFINITY
     if soft != resource.RLIM_INFINITY:
-        left = max(0, soft - _vm_size())
+        left = max(0, soft - (proc_bytes("/proc/self/status", "VmSize") or 0))
         if avail is None or left < avail:
             avail, where = left, "the address-space limit (ulimit -v) leaves {}"
     if avail is None:
