@@ -210,3 +210,20 @@ def test_prepacked_path_matches_plain_conv_and_autograd_still_works() -> None:
     y.sum().backward()
     assert fast.layers[0].conv.weight.grad is not None
     assert fast.layers[0].__getstate__()["_packed"] is None
+
+
+def test_fused_mish_matches_formula_and_flushes_like_darknet() -> None:
+    """The fused in-place mish equals ``y * tanh(softplus(y))`` (float64) within 7e-7 relative,
+    and is exactly 0 where ``e^y`` would be a denormal (``y < ln(FLT_MIN)``), as Darknet's
+    flush-to-zero ``-Ofast`` build gives; it never emits a denormal."""
+    from darkconv.nn.fuse import _mish_inplace
+
+    y = torch.cat([torch.linspace(-120, 30, 200_001), torch.tensor([-87.34, -87.33, -88.0])])
+    ref = y.double() * torch.tanh(torch.nn.functional.softplus(y.double()))
+    out = _mish_inplace(y.clone(), chunk=4096)
+    tiny = (out != 0) & (out.abs() < torch.finfo(torch.float32).tiny)
+    assert not tiny.any()
+    below = y < -87.3365
+    assert (out[below] == 0).all()
+    rel = ((out[~below].double() - ref[~below]).abs() / ref[~below].abs().clamp(min=1e-30)).max()
+    assert rel < 7e-7, rel
