@@ -118,7 +118,7 @@ def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
 _MISH_ZERO_BELOW = -87.3365
 
 
-def _mish_inplace(y: Tensor, chunk: int = 1 << 16) -> Tensor:
+def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
     """``y * tanh(softplus(y))`` in place, as ``y * n / (n + 2)`` with ``n = e^y (e^y + 2)``
     (the same function: ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1)``; ``e^y`` clamped
     at ``y = 20``, where the ratio is 1 in float32; 0 below ``ln(FLT_MIN)``, as in Darknet's
@@ -127,17 +127,19 @@ def _mish_inplace(y: Tensor, chunk: int = 1 << 16) -> Tensor:
     ~15x on strided ones (Winograd's cropped outputs), within 7e-7 of the float64 value."""
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
         return y.copy_(_mish_inplace(y.contiguous(memory_format=torch.channels_last), chunk))
+    if chunk is None:  # 64K floats per thread: measured fastest at 1 and 2 threads (AVX-512)
+        chunk = (1 << 16) * max(1, torch.get_num_threads())
     flat = y.permute(0, 2, 3, 1).reshape(-1) if not y.is_contiguous() else y.view(-1)
     e = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
-    n = torch.empty_like(e)
+    h = torch.empty_like(e)
     for start in range(0, flat.numel(), chunk):
         v = flat[start : start + chunk]
-        ev, nv = e[: v.numel()], n[: v.numel()]
+        ev, hv = e[: v.numel()], h[: v.numel()]
         F.threshold_(v, _MISH_ZERO_BELOW, 0.0)  # mish(0) = 0: no denormal e^y (see above)
         torch.clamp(v, max=20.0, out=ev).exp_()
-        torch.add(ev, 2.0, out=nv).mul_(ev)
-        nv.div_(torch.add(nv, 2.0, out=ev))
-        v.mul_(nv)
+        torch.addcmul(ev, ev, ev, value=0.5, out=hv)  # h = n / 2 = e + e^2 / 2
+        torch.div(hv, torch.add(hv, 1.0, out=ev), out=hv)  # n / (n + 2) = h / (h + 1)
+        v.mul_(hv)
     return y
 
 

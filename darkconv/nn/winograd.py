@@ -228,8 +228,14 @@ class WinogradConvolutional(FusedConvolutional):
             return activate(y, self.activation, self.math).permute(0, 3, 1, 2)
         out = x.new_empty(b, th, m, tw, m, co)
         torch.add(y, bias, out=out)
-        out = out.view(b, th * m, tw * m, co)[:, :h, :w].permute(0, 3, 1, 2)
-        return _act_inplace(out, self.activation, self.math)
+        full = out.view(b, th * m, tw * m, co).permute(0, 3, 1, 2)
+        # activate the whole contiguous buffer (the tiles past the edge too: every Darknet
+        # activation is per pixel), then one copy makes the crop channels_last-contiguous, so
+        # that neither the activation nor the next layer's oneDNN reorder works on a strided view
+        full = _act_inplace(full, self.activation, self.math)
+        if (th * m, tw * m) != (h, w):
+            full = full[:, :, :h, :w].contiguous(memory_format=torch.channels_last)
+        return full
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
