@@ -180,6 +180,9 @@ def prepare_onnxruntime(spec: ModelSpec, s: Settings) -> Prepared:
     cfg_path, onnx_path = spec.files
     network = parse_network(Path(cfg_path).read_text(encoding="utf-8"), path=cfg_path)
     options = ort.SessionOptions()
+    # onnxruntime's pool spins after each run by default, taking a core from whichever model
+    # the interleaved bench runs next; its own latency barely depends on it (measured)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if s.threads:
         options.intra_op_num_threads = s.threads
         options.inter_op_num_threads = 1

@@ -21,6 +21,7 @@ from darkconv.cli.bench import bench as bench_command
 from darkconv.cli.build import build as build_command
 from darkconv.cli.export import export_command
 from darkconv.cli.map import map_command
+from darkconv.cli.process import keep_freed_memory
 from darkconv.cli.run import run_command, verify_command
 from darkconv.cli.train import train as train_command
 from darkconv.cli.weights import weights as weights_command
@@ -33,6 +34,7 @@ __all__ = ["main", "cli"]
 @click.version_option(__version__, prog_name="darkconv")
 def cli() -> None:
     """Darknet .cfg and .weights files as first-class PyTorch."""
+    keep_freed_memory()  # glibc: no page faults on every forward (darkconv/cli/process.py)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -119,27 +119,26 @@ _MISH_ZERO_BELOW = -87.3365
 
 
 def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
-    """``y * tanh(softplus(y))`` in place, as ``y * n / (n + 2)`` with ``n = e^y (e^y + 2)``
-    (the same function: ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1)``; ``e^y`` clamped
-    at ``y = 20``, where the ratio is 1 in float32; 0 below ``ln(FLT_MIN)``, as in Darknet's
-    flush-to-zero build), a chunk at a time through two preallocated buffers so that its passes
-    stay in the cache: ~3x faster than ``F.mish`` (scalar ``log1p``/``tanh``) on yolov4's maps,
-    ~15x on strided ones (Winograd's cropped outputs), within 7e-7 of the float64 value."""
+    """``y * tanh(softplus(y))`` in place, computed as ``y / (1 + 1/h)`` with ``h = e + e^2/2``,
+    ``e = e^y`` (the same function: ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1) =
+    h / (h + 1)``; where ``e^y`` overflows, ``1/h = 0`` gives ``y``; 0 below ``ln(FLT_MIN)``,
+    as in Darknet's flush-to-zero build), a chunk at a time through one preallocated buffer so
+    that its five passes stay in the cache: ~4x faster than ``F.mish`` (scalar
+    ``log1p``/``tanh``) on yolov4's maps, ~15x on strided ones, within 7e-7 of the float64
+    value."""
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
         return y.copy_(_mish_inplace(y.contiguous(memory_format=torch.channels_last), chunk))
     if chunk is None:  # 64K floats per thread: measured fastest at 1 and 2 threads (AVX-512)
         chunk = (1 << 16) * max(1, torch.get_num_threads())
     flat = y.permute(0, 2, 3, 1).reshape(-1) if not y.is_contiguous() else y.view(-1)
-    e = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
-    h = torch.empty_like(e)
+    h = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
     for start in range(0, flat.numel(), chunk):
         v = flat[start : start + chunk]
-        ev, hv = e[: v.numel()], h[: v.numel()]
+        hv = h[: v.numel()]
         F.threshold_(v, _MISH_ZERO_BELOW, 0.0)  # mish(0) = 0: no denormal e^y (see above)
-        torch.clamp(v, max=20.0, out=ev).exp_()
-        torch.addcmul(ev, ev, ev, value=0.5, out=hv)  # h = n / 2 = e + e^2 / 2
-        torch.div(hv, torch.add(hv, 1.0, out=ev), out=hv)  # n / (n + 2) = h / (h + 1)
-        v.mul_(hv)
+        torch.exp(v, out=hv)
+        torch.addcmul(hv, hv, hv, value=0.5, out=hv)  # h = e + e^2 / 2 (inf where e^y is)
+        v.div_(hv.reciprocal_().add_(1.0))
     return y
 
 
