@@ -127,7 +127,33 @@ def prepare(spec: ModelSpec, settings: Settings) -> Prepared:
         return prepare_opencv(spec, settings)
     if spec.kind == "onnxruntime":
         return prepare_onnxruntime(spec, settings)
+    if spec.kind == "peak":
+        return _prepare_peak(spec, settings)
     return _prepare_torch(spec, settings)
+
+
+def _prepare_peak(spec: ModelSpec, s: Settings) -> Prepared:
+    """``torch.mm`` of two random ``n x n`` float32 matrices on the bench's device and threads
+    (``n = spec.target``): what this machine's cores reach on the most favourable shape, so a
+    model row's GFLOP/s says how much of the machine a forward already uses.  Its BFLOPs are
+    the product's ``2 n^3`` (one call, whatever the batch size)."""
+    import torch
+
+    from darkconv.nn.builder import pick_device
+
+    n = int(spec.target)
+    device = pick_device(s.device)
+    a, b = (torch.rand(n, n, device=device) for _ in range(2))
+    out = torch.empty(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+
+    def call() -> object:
+        torch.mm(a, b, out=out)
+        if sync is not None:
+            sync()
+        return out
+
+    return Prepared(call, 0, 2 * n**3 / 1e9, [])
 
 
 def set_threads(threads: int | None) -> None:

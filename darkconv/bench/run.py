@@ -69,6 +69,8 @@ class Row:
     batch: int = 1
     images_per_s: float | None = None
     vs_opencv: float | None = None  # median / the median of the OpenCV row of the same cfg+batch
+    gflops_per_s: float | None = None  # BFLOPs x batch / median (the peak row: its product)
+    of_peak: float | None = None  # gflops_per_s / the peak row's (--peak)
 
 
 @dataclass
@@ -105,10 +107,12 @@ def default_specs(
     peers: bool = True,
     device: str = "cpu",
     batches: Sequence[int] = (),
+    peak: int | None = None,
 ) -> tuple[list[ModelSpec], list[str]]:
     """The rows for ``cfgs`` (default :data:`DEFAULT_CFGS`) plus the installed peers (OpenCV
     DNN for the first cfg and for every detector cfg); with several ``batches``, every row once
-    per batch size, named ``... b8``."""
+    per batch size, named ``... b8``; with ``peak=n``, a last row timing an ``n x n`` float32
+    matrix product, the rate the other rows' GFLOP/s are compared with."""
     cfgs = list(cfgs) or list(DEFAULT_CFGS)
     specs = [ModelSpec(_label(c), "darkconv", c) for c in cfgs]
     notes: list[str] = []
@@ -123,6 +127,8 @@ def default_specs(
         ]
     elif batches:
         specs = [ModelSpec(s.name, s.kind, s.target, s.files, batches[0]) for s in specs]
+    if peak:
+        specs.append(ModelSpec(f"sgemm {peak} (peak)", "peak", str(peak)))
     return specs, notes
 
 
@@ -221,7 +227,7 @@ def run_bench(
     machine["clock"] = clock
     rows = [Row(s.name, s.kind, s.target, batch=s.batch or settings.batch) for s in specs]
     cpu_mem = memory and settings.device == "cpu"
-    total = len(specs) * (1 + int(cpu_mem) + warmup + runs)
+    total = sum(1 + int(cpu_mem and s.kind != "peak") + warmup + runs for s in specs)
     done = 0
 
     def tick(label: str, skip: int = 0) -> None:
@@ -236,7 +242,7 @@ def run_bench(
         specs = _with_files(list(specs), settings, folder)
         live: list[tuple[Row, Prepared]] = []
         for spec, row in zip(specs, rows, strict=True):
-            if cpu_mem:
+            if cpu_mem and spec.kind != "peak":
                 try:
                     rss = measure_rss(spec, settings)
                     row.peak_mib, row.base_mib = rss["peak_mib"], rss["base_mib"]
@@ -279,14 +285,20 @@ def summarize(rows: Sequence[Row]) -> str | None:
             row.median_ms = statistics.median(row.times_ms)
             row.min_ms = min(row.times_ms)
             row.images_per_s = row.batch * 1e3 / row.median_ms
+            per_call = row.bflops * (1 if row.kind == "peak" else row.batch)
+            row.gflops_per_s = per_call * 1e3 / row.median_ms if per_call else None
     opencv = {(r.target, r.batch): r.median_ms for r in rows if r.kind == "opencv"}
     for row in rows:
         peer = opencv.get((row.target, row.batch))
         if row.kind == "darkconv" and peer and row.median_ms is not None:
             row.vs_opencv = row.median_ms / peer
     ref = next((r for r in rows if r.kind == "darkconv" and r.median_ms), None)
+    peak = next((r.gflops_per_s for r in rows if r.kind == "peak" and r.gflops_per_s), None)
     for row in rows:
-        if ref is not None and ref.median_ms and row.median_ms is not None:
+        if peak and row.gflops_per_s is not None and row.kind != "peak":
+            row.of_peak = row.gflops_per_s / peak
+    for row in rows:
+        if ref is not None and ref.median_ms and row.median_ms is not None and row.kind != "peak":
             row.ratio = row.median_ms / ref.median_ms
     return ref.name if ref else None
 
@@ -301,9 +313,12 @@ def format_table(report: Report) -> str:
     mem = "GPU MiB" if s.device == "cuda" else "RSS MiB"
     ref = report.reference or "reference"
     head: tuple[str, ...] = ("model", "params", "BFLOPs", "median ms", "min ms", "img/s")
+    head += ("GFLOP/s",)
     head += (mem, "+model", f"vs {ref}")
     cv = any(r.vs_opencv is not None for r in report.rows)
     head += ("vs OpenCV",) * cv
+    pk = any(r.of_peak is not None for r in report.rows)
+    head += ("of peak",) * pk
     lines = [head]
     for r in report.rows:
         if r.error is not None:
@@ -315,7 +330,8 @@ def format_table(report: Report) -> str:
             f"{r.bflops:.2f}",
             _fmt(r.median_ms, ".1f"),
             _fmt(r.min_ms, ".1f"),
-            _fmt(r.images_per_s, ".2f"),
+            "-" if r.kind == "peak" else _fmt(r.images_per_s, ".2f"),
+            _fmt(r.gflops_per_s, ".0f"),
             _fmt(r.peak_mib, ".0f"),
             _fmt(
                 None if r.base_mib is None or r.peak_mib is None else r.peak_mib - r.base_mib,
@@ -323,7 +339,7 @@ def format_table(report: Report) -> str:
             ),
             _fmt(r.ratio, ".2f"),
         )
-        lines.append(row_cells + (_fmt(r.vs_opencv, ".2f"),) * cv)
+        lines.append(row_cells + (_fmt(r.vs_opencv, ".2f"),) * cv + (_fmt(r.of_peak, ".0%"),) * pk)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):

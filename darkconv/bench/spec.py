@@ -42,7 +42,9 @@ class Settings:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One row: ``kind`` (darkconv, torchvision, timm, opencv) and ``target`` (cfg or model name).
+    """One row: ``kind`` (darkconv, torchvision, timm, opencv, onnxruntime, or ``peak``: the
+    machine's float32 matrix-product rate) and ``target`` (cfg or model name; for ``peak`` the
+    matrix side).
 
     ``files`` holds the ``(cfg, weights)`` paths of an opencv row; ``batch`` overrides the
     settings' batch size for this row (``--batch 1,8``)."""

@@ -126,6 +126,18 @@ class ProgressBar:
     help="Add torchvision, timm and OpenCV DNN references when installed.",
 )
 @click.option(
+    "--peak",
+    "peak",
+    is_flag=False,
+    flag_value=2048,
+    type=click.IntRange(64, 16384),
+    default=None,
+    help=(
+        "Add a row timing an N x N float32 matrix product (bare --peak: 2048), the rate this "
+        "machine reaches; every row then shows its GFLOP/s as a share of it ('of peak')."
+    ),
+)
+@click.option(
     "--memory/--no-memory",
     default=True,
     show_default=True,
@@ -156,6 +168,7 @@ def bench(
     dtype: str,
     use_compile: bool,
     peers: bool,
+    peak: int | None,
     memory: bool,
     json_path: str | None,
     dialect: str | None,
@@ -196,7 +209,7 @@ def bench(
         size, batches[0], device, threads, fuse, channels_last, dtype, use_compile, winograd,
         exact_batch, dialect,
     )  # fmt: skip
-    specs, notes = default_specs(cfgs, peers=peers, device=device, batches=batches)
+    specs, notes = default_specs(cfgs, peers=peers, device=device, batches=batches, peak=peak)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     bar = ProgressBar()

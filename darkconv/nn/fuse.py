@@ -135,7 +135,7 @@ def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
     h = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
     for v in flat.split(chunk):
         hv = h if v.numel() == h.numel() else h[: v.numel()]
-        F.threshold_(v, _MISH_ZERO_BELOW, 0.0)  # mish(0) = 0: no denormal e^y (see above)
+        torch.threshold_(v, _MISH_ZERO_BELOW, 0.0)  # mish(0) = 0: no denormal e^y (see above)
         torch.exp(v, out=hv)
         torch.addcmul(hv, hv, hv, value=0.5, out=hv)  # h = e + e^2 / 2 (inf where e^y is)
         v.div_(hv.reciprocal_().add_(1.0))

@@ -212,6 +212,25 @@ def test_batches_rows_images_per_s_and_opencv_ratio(tmp_path: Path) -> None:
     assert "--exact-batch" in table and "vs OpenCV" not in table
 
 
+def test_peak_row_gflops_and_share(tmp_path: Path) -> None:
+    """``peak=n`` adds an n x n matrix-product row; GFLOP/s is BFLOPs x batch / median (the
+    peak row: 2 n^3 per call), and every other row's share of the peak row's rate is printed."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    specs, _ = default_specs((str(cfg),), peers=False, batches=(1, 2), peak=128)
+    assert (specs[-1].kind, specs[-1].target, specs[-1].name) == ("peak", "128", "sgemm 128 (peak)")
+    report = run_bench(specs, Settings(size=(64, 32), threads=1), runs=2, warmup=0, memory=False)
+    rows = {r.name: r for r in report.rows}
+    peak = rows["sgemm 128 (peak)"]
+    assert peak.bflops == pytest.approx(2 * 128**3 / 1e9) and peak.ratio is None
+    assert peak.gflops_per_s == pytest.approx(peak.bflops * 1e3 / peak.median_ms)
+    b2 = rows["tiny b2"]
+    assert b2.gflops_per_s == pytest.approx(2 * b2.bflops * 1e3 / b2.median_ms)
+    assert b2.of_peak == pytest.approx(b2.gflops_per_s / peak.gflops_per_s)
+    table = format_table(report)
+    assert "GFLOP/s" in table and "of peak" in table
+
+
 def test_summarize_ratios_to_reference_and_opencv() -> None:
     rows = [
         Row("yolov3", "darkconv", "yolov3", times_ms=[30.0, 10.0, 20.0]),
