@@ -88,7 +88,8 @@ class ProgressBar:
     default=None,
     help=(
         "Set OMP_WAIT_POLICY for this run (before torch loads): 'passive' threads sleep at "
-        "barriers, much faster on a machine shared with other jobs; default: the environment's."
+        "barriers, faster on an oversubscribed machine but much slower on an idle one (README); "
+        "default: the environment's."
     ),
 )
 @click.option(

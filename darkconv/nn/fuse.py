@@ -124,7 +124,7 @@ def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
     ``e = e^y`` (the same function: ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1) =
     h / (h + 1)``; where ``e^y`` overflows, ``1/h = 0`` gives ``y``; 0 below ``ln(FLT_MIN)``,
     as in Darknet's flush-to-zero build), a chunk at a time through one preallocated buffer so
-    that its five passes stay in the cache: ~4x faster than ``F.mish`` (scalar
+    that its five passes stay in the cache: ~10x faster than ``F.mish`` (scalar
     ``log1p``/``tanh``) on yolov4's maps, ~15x on strided ones, within 7e-7 of the float64
     value."""
     if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
