@@ -231,6 +231,26 @@ def test_peak_row_gflops_and_share(tmp_path: Path) -> None:
     assert "GFLOP/s" in table and "of peak" in table
 
 
+def test_bench_cli_peak_row(tmp_path: Path) -> None:
+    """``--peak`` puts the matrix-product row in the table, with no memory figure of its own."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY)
+    out = tmp_path / "bench.json"
+    args = [
+        "bench", str(cfg), "--size", "32", "--runs", "1", "--warmup", "0", "--no-peers",
+        "--threads", "1", "--peak", "--json", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "sgemm 2048 (peak)" in result.stdout and "of peak" in result.stdout
+    rows = {r["name"]: r for r in json.loads(out.read_text())["models"]}
+    peak = rows["sgemm 2048 (peak)"]
+    assert peak["kind"] == "peak" and peak["peak_mib"] is None and peak["gflops_per_s"] > 0
+    assert rows["tiny"]["of_peak"] == pytest.approx(
+        rows["tiny"]["gflops_per_s"] / peak["gflops_per_s"]
+    )
+
+
 def test_summarize_ratios_to_reference_and_opencv() -> None:
     rows = [
         Row("yolov3", "darkconv", "yolov3", times_ms=[30.0, 10.0, 20.0]),
