@@ -16,12 +16,12 @@ from darkconv.cli.process import keep_freed_memory
 print(keep_freed_memory())
 torch.set_num_threads(1)
 faults = []
-for _ in range(6):  # two large activations alive at once, then freed, as in one forward
+for _ in range(10):  # three large activations alive at once, then freed, as in one forward
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     x, y, z = (torch.ones(5 * 2**20) for _ in range(3))  # 20 MiB each
     del x, y, z
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(sum(faults[2:]))
+print(sum(faults[5:]))  # the steady state: the last 5 rounds
 """
 
 
@@ -39,11 +39,20 @@ def test_freed_memory_stays_mapped() -> None:
     applied, faults = _run()
     if applied != "True":
         pytest.skip("not glibc (no mallopt)")
-    # glibc's default trims the freed 60 MiB at the top of the heap (more than twice its
-    # adapted 20 MiB mmap threshold) each time, so every iteration faults its ~15,000 pages in
-    # again (~61,000 here); kept mapped, at most one iteration's growth (~5,000 here)
-    off, faults_off = _run(DARKCONV_KEEP_MEMORY="0")
-    assert off == "False" and faults_off > 40_000, faults_off
-    assert faults < faults_off / 4, (faults, faults_off)
-    user, _ = _run(MALLOC_TRIM_THRESHOLD_="1000000")
-    assert user == "False"  # the user's own allocator settings win
+    # Kept mapped, the steady-state rounds take no page faults.  Without the setting, whether
+    # glibc returns the freed 20 MiB blocks to the kernel depends on what the interpreter
+    # allocated before (its mmap threshold adapts): in CI's fresh venv the same 5 rounds took
+    # ~76,600 faults, in the development venv none; so only the kept side is asserted.
+    assert faults < 1_000, faults
+
+
+def test_user_settings_and_opt_out_win() -> None:
+    off, _ = _run(DARKCONV_KEEP_MEMORY="0")
+    assert off == "False"
+    for name, value in [
+        ("MALLOC_TRIM_THRESHOLD_", "1000000"),
+        ("MALLOC_MMAP_THRESHOLD_", "1000000"),
+        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1000000"),
+    ]:
+        user, _ = _run(**{name: value})
+        assert user == "False", name  # the user's own allocator settings win
