@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from darkconv.bench.peers import peer_model, prepare_onnxruntime, prepare_opencv
@@ -100,15 +101,12 @@ def _prepare_torch(spec: ModelSpec, s: Settings) -> Prepared:
     x = torch.rand(s.batch, *chw).to(device=device, dtype=_torch_dtype(s.dtype), memory_format=fmt)
     if s.compile and spec.kind == "darkconv":
         model = torch.compile(model)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
 
-    def call() -> object:
+    def forward() -> object:
         with torch.inference_mode():
-            y = model(x)
-        if sync is not None:
-            sync()
-        return y
+            return model(x)
 
+    call = _synced(forward, device)
     if s.compile and spec.kind == "darkconv":
         import torch._inductor.config as inductor_config
 
@@ -145,15 +143,22 @@ def _prepare_peak(spec: ModelSpec, s: Settings) -> Prepared:
     device = pick_device(s.device)
     a, b = (torch.rand(n, n, device=device) for _ in range(2))
     out = torch.empty(n, n, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return Prepared(_synced(lambda: torch.mm(a, b, out=out), device), 0, 2 * n**3 / 1e9, [])
+
+
+def _synced(fn: Callable[[], object], device: Any) -> Callable[[], object]:
+    """``fn``, followed on CUDA by a device synchronization, so that a timed call returns when
+    its work is done."""
+    if device.type != "cuda":
+        return fn
+    import torch
 
     def call() -> object:
-        torch.mm(a, b, out=out)
-        if sync is not None:
-            sync()
-        return out
+        y = fn()
+        torch.cuda.synchronize()
+        return y
 
-    return Prepared(call, 0, 2 * n**3 / 1e9, [])
+    return call
 
 
 def set_threads(threads: int | None) -> None:

@@ -226,8 +226,11 @@ def run_bench(
     machine = machine_info(settings)
     machine["clock"] = clock
     rows = [Row(s.name, s.kind, s.target, batch=s.batch or settings.batch) for s in specs]
-    cpu_mem = memory and settings.device == "cpu"
-    total = sum(1 + int(cpu_mem and s.kind != "peak") + warmup + runs for s in specs)
+
+    def rss_measured(spec: ModelSpec) -> bool:  # the peak row has no memory figure
+        return memory and settings.device == "cpu" and spec.kind != "peak"
+
+    total = sum(1 + int(rss_measured(s)) + warmup + runs for s in specs)
     done = 0
 
     def tick(label: str, skip: int = 0) -> None:
@@ -242,7 +245,7 @@ def run_bench(
         specs = _with_files(list(specs), settings, folder)
         live: list[tuple[Row, Prepared]] = []
         for spec, row in zip(specs, rows, strict=True):
-            if cpu_mem and spec.kind != "peak":
+            if rss_measured(spec):
                 try:
                     rss = measure_rss(spec, settings)
                     row.peak_mib, row.base_mib = rss["peak_mib"], rss["base_mib"]
@@ -295,10 +298,11 @@ def summarize(rows: Sequence[Row]) -> str | None:
     ref = next((r for r in rows if r.kind == "darkconv" and r.median_ms), None)
     peak = next((r.gflops_per_s for r in rows if r.kind == "peak" and r.gflops_per_s), None)
     for row in rows:
-        if peak and row.gflops_per_s is not None and row.kind != "peak":
+        if row.kind == "peak":
+            continue
+        if peak and row.gflops_per_s is not None:
             row.of_peak = row.gflops_per_s / peak
-    for row in rows:
-        if ref is not None and ref.median_ms and row.median_ms is not None and row.kind != "peak":
+        if ref is not None and ref.median_ms and row.median_ms is not None:
             row.ratio = row.median_ms / ref.median_ms
     return ref.name if ref else None
 
@@ -313,8 +317,7 @@ def format_table(report: Report) -> str:
     mem = "GPU MiB" if s.device == "cuda" else "RSS MiB"
     ref = report.reference or "reference"
     head: tuple[str, ...] = ("model", "params", "BFLOPs", "median ms", "min ms", "img/s")
-    head += ("GFLOP/s",)
-    head += (mem, "+model", f"vs {ref}")
+    head += ("GFLOP/s", mem, "+model", f"vs {ref}")
     cv = any(r.vs_opencv is not None for r in report.rows)
     head += ("vs OpenCV",) * cv
     pk = any(r.of_peak is not None for r in report.rows)
