@@ -41,6 +41,15 @@ _BN = _o("batch_normalize", "int", 0)
 _FILTERS = _o("filters", "int", 1, positive=True)
 _STRIDE = _o("stride", "int", 1, positive=True)
 _ACT_LINEAR = _o("activation", "act", "linear")
+#: the convolution of a recurrent cell, as conv_lstm and crnn read it (parse_conv_lstm, parse_crnn)
+_CELL_CONV = (
+    _o("size", "int", 3, positive=True),
+    _STRIDE,
+    _o("dilation", "int", 1, positive=True),
+    _o("pad", "int", 0),
+    _o("padding", "int", 0),
+    _o("output", "int", 1, positive=True),
+)
 # Read for every section in parse_network_cfg_custom's loop (parser.c:1636-1645).
 _COMMON = (
     *_train("clip", "onlyforward", "dont_update", "burnin_update", "stopbackward",
@@ -194,12 +203,7 @@ _KIND_LIST: tuple[Kind, ...] = (
     Kind(
         "conv_lstm",
         (
-            _o("size", "int", 3, positive=True),
-            _STRIDE,
-            _o("dilation", "int", 1, positive=True),
-            _o("pad", "int", 0),
-            _o("padding", "int", 0),
-            _o("output", "int", 1, positive=True),
+            *_CELL_CONV,
             _o("groups", "int", 1, positive=True),
             _ACT_LINEAR,
             _BN,
@@ -220,12 +224,7 @@ _KIND_LIST: tuple[Kind, ...] = (
     Kind(
         "crnn",
         (
-            _o("size", "int", 3, positive=True),
-            _STRIDE,
-            _o("dilation", "int", 1, positive=True),
-            _o("pad", "int", 0),
-            _o("padding", "int", 0),
-            _o("output", "int", 1, positive=True),
+            *_CELL_CONV,
             _o("hidden", "int", 1, positive=True),
             _o("groups", "int", 1, positive=True),
             _o("activation", "act", "logistic"),
