@@ -72,24 +72,33 @@ def _size(t: Tensor, anchor: Tensor, scale: float, new_coords: bool) -> Tensor:
     return (torch.exp(t.double()) * anchor.double() / scale).to(t.dtype)
 
 
-class _Yolo(nn.Module):
-    """``get_yolo_detections`` without the objectness test: cell ``row*w + col`` outer, anchor
-    inner.  x, y: ``(col + out_x)/l.w`` (AlexeyAB's ``scale_x_y`` is already applied to the
-    output by the layer); w, h relative to the network size."""
+class _Grid(nn.Module):
+    """What the ``[yolo]`` and ``[region]`` decoders share: ``n`` anchors on ``h x w`` cells, the
+    head's class count ``nc`` and the exported table's ``classes``; per box (in the decoder's
+    order) its cell's ``col``/``row`` and its anchor."""
 
     col: Tensor
     row: Tensor
     anchors: Tensor
 
-    def __init__(self, head: Head, classes: int, net_w: int, net_h: int) -> None:
+    def __init__(self, head: Head, classes: int) -> None:
         super().__init__()
-        self.n, self.h, self.w, self.nc, self.classes = (
-            head.n,
-            head.h,
-            head.w,
-            head.classes,
-            classes,
-        )
+        self.n, self.h, self.w = head.n, head.h, head.w
+        self.nc, self.classes = head.classes, classes
+
+    def _centers(self, a: Tensor) -> tuple[Tensor, Tensor]:
+        """Box centres relative to the image: ``(col + out_x)/w``, ``(row + out_y)/h``."""
+        dt = a.dtype
+        return (self.col.to(dt) + a[..., 0]) / self.w, (self.row.to(dt) + a[..., 1]) / self.h
+
+
+class _Yolo(_Grid):
+    """``get_yolo_detections`` without the objectness test: cell ``row*w + col`` outer, anchor
+    inner.  x, y: ``(col + out_x)/l.w`` (AlexeyAB's ``scale_x_y`` is already applied to the
+    output by the layer); w, h relative to the network size."""
+
+    def __init__(self, head: Head, classes: int, net_w: int, net_h: int) -> None:
+        super().__init__(head, classes)
         self.net_w, self.net_h = net_w, net_h
         self.new_coords = bool(getattr(head, "new_coords", 0))
         rows, cols = torch.meshgrid(torch.arange(head.h), torch.arange(head.w), indexing="ij")
@@ -109,33 +118,21 @@ class _Yolo(nn.Module):
         a = out.reshape(b, self.n, entries, self.h * self.w).permute(0, 3, 1, 2)
         a = a.reshape(b, self.h * self.w * self.n, entries)
         dt = a.dtype
-        x = (self.col.to(dt) + a[..., 0]) / self.w
-        y = (self.row.to(dt) + a[..., 1]) / self.h
+        x, y = self._centers(a)
         w = _size(a[..., 2], self.anchors[:, 0].to(dt), self.net_w, self.new_coords)
         h = _size(a[..., 3], self.anchors[:, 1].to(dt), self.net_h, self.new_coords)
         scores = a[..., 4:5] * a[..., 5 : 5 + min(self.nc, self.classes)]
         return _corners(x, y, w, h), _pad_classes(scores, self.classes)
 
 
-class _Region(nn.Module):
+class _Region(_Grid):
     """``get_region_detections`` (no tree) without the objectness test: anchor-major
     (``n*w*h + cell``), anchors in grid cells, objectness 1 with ``background``."""
 
-    col: Tensor
-    row: Tensor
-    anchors: Tensor
-
     def __init__(self, head: Head, classes: int) -> None:
-        super().__init__()
         if head.tree:
             raise UnsupportedError(f"layer {head.index}: a [region] with tree= is not supported")
-        self.n, self.h, self.w, self.nc, self.classes = (
-            head.n,
-            head.h,
-            head.w,
-            head.classes,
-            classes,
-        )
+        super().__init__(head, classes)
         self.coords, self.background = head.coords, bool(head.background)
         cells = head.h * head.w
         rows, cols = torch.meshgrid(torch.arange(head.h), torch.arange(head.w), indexing="ij")
@@ -150,8 +147,7 @@ class _Region(nn.Module):
         a = out.reshape(b, self.n, entries, self.h * self.w).permute(0, 1, 3, 2)
         a = a.reshape(b, self.n * self.h * self.w, entries)
         dt = a.dtype
-        x = (self.col.to(dt) + a[..., 0]) / self.w
-        y = (self.row.to(dt) + a[..., 1]) / self.h
+        x, y = self._centers(a)
         w = _size(a[..., 2], self.anchors[:, 0].to(dt), self.w, False)
         h = _size(a[..., 3], self.anchors[:, 1].to(dt), self.h, False)
         c0 = self.coords + 1
