@@ -86,3 +86,15 @@ def fixture_shape(entry: dict[str, Any], batch: int = 1) -> tuple[int, ...]:
     """Darknet's flat buffer shaped as the fixtures store it."""
     c, h, w, n = entry["out_c"], entry["out_h"], entry["out_w"], entry["outputs"]
     return (batch, c, h, w) if c * h * w == n else (batch, n)
+
+
+def run_main(argv: list[str]) -> int:
+    """``darkconv ARGV`` through the console entry point (``main``: errors become messages and
+    exit codes); its exit code."""
+    from darkconv.cli.main import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

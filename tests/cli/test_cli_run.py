@@ -7,19 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixture_util import FIXTURES, rel_err
-
-from darkconv.cli.main import main
+from fixture_util import run_main as _main
 
 CASE = FIXTURES / "layers" / "reorg"
 ARGS = [str(CASE / "case.cfg"), str(CASE / "case.weights"), "--input", str(CASE / "input.npy")]
-
-
-def _main(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_run_writes_every_layer_like_darknet(tmp_path: Path) -> None:

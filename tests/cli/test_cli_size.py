@@ -10,21 +10,14 @@ import click
 import numpy as np
 import pytest
 from fixture_util import FIXTURES, rel_err
+from fixture_util import run_main as _main
 
-from darkconv.cli.main import cli, main
+from darkconv.cli.main import cli
 
 CASE = FIXTURES / "apps" / "detect_yolov3-tiny_160x96_scream"
 NET = FIXTURES / "nets" / "yolov3-tiny"
 CFG, WEIGHTS = str(NET / "yolov3-tiny.cfg"), str(NET / "yolov3-tiny.weights")
 RUNS_A_NETWORK = ("build", "run", "verify", "predict", "detect", "bench")
-
-
-def _main(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("name", RUNS_A_NETWORK)

@@ -9,23 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_util import run_main as _main
 from train_util import LOSS_TOL, TRAIN_FIXTURES, case_semantics, cases, check_weights, manifest
 
 import darkconv
-from darkconv.cli.main import main
 from darkconv.train import GlibcRand, TrainHyper, get_current_rate
 
 CASES = cases()
 LINE = re.compile(r"^(\d+): loss (\S+), rate (\S+), seen (\d+)$")
 LR_TABLE = TRAIN_FIXTURES / "lr_policies" / "lr_table.json"
-
-
-def _main(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
