@@ -15,7 +15,6 @@ mapped; the price is that the process keeps its peak heap until it exits.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -40,9 +39,8 @@ def keep_freed_memory() -> bool:
         return False
     if any(os.environ.get(name) for name in (*_USER_SETTINGS, "LD_PRELOAD")):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the process's own symbols, libc's among them (find_library would run ldconfig: ~20 ms)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
