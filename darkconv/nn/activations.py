@@ -28,6 +28,7 @@ __all__ = [
     "FLOAT_ACTIVATIONS",
     "TABLES",
     "CPU_ZERO",
+    "ACROSS_CHANNELS",
     "activate",
     "Activation",
     "Identity",
@@ -152,6 +153,11 @@ FLOAT_ACTIVATIONS: dict[str, Fn] = {
     # activate() in AlexeyAB's activations.c has no case for relu6/swish/mish/...: it returns 0.
     CPU_ZERO: torch.zeros_like,
 }
+
+#: the formulas that work across the channels of a pixel (dim 1); every other one is elementwise.
+ACROSS_CHANNELS = frozenset(
+    ("normalize_channels", "normalize_channels_softmax", "normalize_channels_softmax_maxval")
+)
 
 #: formula tables by the dialect fact ``activation_math``.
 TABLES: dict[str, dict[str, Fn]] = {"double": ACTIVATIONS, "float": FLOAT_ACTIVATIONS}

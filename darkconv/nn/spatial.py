@@ -58,6 +58,12 @@ def _window_pad(
     return x
 
 
+#: window size from which :class:`MaxPool` takes the max in two 1-D passes at inference:
+#: measured on 512 x 13 x 13 maps, 2 threads, channels_last: 3x3 is as fast in one 2-D pass,
+#: 5x5 1.4x and 13x13 4.7x faster in two.
+_SEPARABLE_FROM = 5
+
+
 class MaxPool(nn.Module):
     """``[maxpool]`` (maxpool_layer.c).  ``padding`` is the TOTAL padding; output
     ``(w + padding - size)/stride_x + 1``; windows start at ``-padding/2``; cells outside the
@@ -106,9 +112,17 @@ class MaxPool(nn.Module):
             )
             return x.reshape(b, groups, self.depth, h, w).amax(dim=1)
         _, oh, ow = self.pool_shape
-        strides = (self.stride_y, self.stride)
-        x = _window_pad(x, self.in_shape[1:], (oh, ow), self.size, strides, self.padding, -FLT_MAX)
-        y = F.max_pool2d(x, self.size, strides)[:, :, :oh, :ow]
+        k, strides = self.size, (self.stride_y, self.stride)
+        x = _window_pad(x, self.in_shape[1:], (oh, ow), k, strides, self.padding, -FLT_MAX)
+        if k >= _SEPARABLE_FROM and not (torch.is_grad_enabled() and x.requires_grad):
+            # the max of a k x k window is the max over its columns' maxima: 2k comparisons
+            # instead of k^2, the same values (yolov4's SPP, 13x13 at 13x13: 2.1 -> 0.45 ms);
+            # not under autograd, where a tie could send the gradient to another cell than
+            # Darknet's first-in-row-order maximum
+            y = F.max_pool2d(F.max_pool2d(x, (k, 1), (strides[0], 1)), (1, k), (1, strides[1]))
+        else:
+            y = F.max_pool2d(x, k, strides)
+        y = y[:, :, :oh, :ow]
         return self.blur(y) if self.blur is not None else y
 
 
@@ -272,7 +286,11 @@ class Upsample(nn.Module):
         else:
             _, h, w = self.in_shape
             x = as_chw(x, self.in_shape)
-            y = x[:, :, :, None, :, None].expand(b, c, h, s, w, s).reshape(b, c, oh, ow)
+            if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+                y = x[:, :, :, None, :, None].expand(b, c, h, s, w, s).reshape(b, c, oh, ow)
+            else:  # channels_last in, channels_last out (for the next layer's oneDNN kernel)
+                hwc = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(b, h, s, w, s, c)
+                y = hwc.reshape(b, oh, ow, c).permute(0, 3, 1, 2)
         return y * self.scale if self.scale != 1.0 else y
 
 

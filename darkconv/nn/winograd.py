@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darkconv.nn.activations import activate
+from darkconv.nn.activations import ACROSS_CHANNELS, activate
 from darkconv.nn.fuse import FusedConvolutional, _act_inplace, _compiling
 
 __all__ = [
@@ -121,6 +121,11 @@ def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int |
         if batch * -(-height // m) * -(-width // m) >= 48:
             return m
     return None
+
+
+#: floats per band of :meth:`WinogradConvolutional._winograd`'s bias and activation pass, per
+#: thread (the band stays in the cache between the two).
+_BAND = 1 << 17
 
 
 class WinogradConvolutional(FusedConvolutional):
@@ -226,13 +231,25 @@ class WinogradConvolutional(FusedConvolutional):
         if compiling:
             y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias
             return activate(y, self.activation, self.math).permute(0, 3, 1, 2)
-        out = x.new_empty(b, th, m, tw, m, co)
-        torch.add(y, bias, out=out)
+        out = x.new_empty(b * th, m, tw, m, co)
+        rows = y.reshape(b * th, m, tw, m, co)  # a view: b and th merge
+        # bias and an elementwise activation a band of tile rows at a time, while the band is in
+        # the cache (the tiles past the edge too: every such Darknet activation is per pixel)
+        banded = self.activation not in ACROSS_CHANNELS
+        band_floats = _BAND * max(1, torch.get_num_threads())
+        step = max(1, band_floats // rows[0].numel()) if banded else b * th
+        for i in range(0, b * th, step):
+            band = out[i : i + step]
+            torch.add(rows[i : i + step], bias, out=band)
+            if banded:
+                done = _act_inplace(band, self.activation, self.math)
+                if done is not band:  # an activation without an in-place form
+                    band.copy_(done)
         full = out.view(b, th * m, tw * m, co).permute(0, 3, 1, 2)
-        # activate the whole contiguous buffer (the tiles past the edge too: every Darknet
-        # activation is per pixel), then one copy makes the crop channels_last-contiguous, so
-        # that neither the activation nor the next layer's oneDNN reorder works on a strided view
-        full = _act_inplace(full, self.activation, self.math)
+        if not banded:
+            full = _act_inplace(full, self.activation, self.math)
+        # one copy makes the crop channels_last-contiguous, so that the next layer's oneDNN
+        # reorder does not work on a strided view
         if (th * m, tw * m) != (h, w):
             full = full[:, :, :h, :w].contiguous(memory_format=torch.channels_last)
         return full

@@ -37,7 +37,8 @@ def test_fast_mish_equals_mish(channels_last: bool) -> None:
         x = x.contiguous(memory_format=torch.channels_last)
     want = torch.nn.functional.mish(x.double())
     got = _act_inplace(x.clone(), "mish")
-    assert float((got.double() - want).abs().max()) <= 1e-6
+    # AlexeyAB's float32 mish_activate errs by up to 1.5e-7 |y| itself (tests/nn/test_fuse.py)
+    assert ((got.double() - want).abs() <= 1.5e-7 * x.double().abs().clamp(min=1)).all()
     assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
@@ -46,6 +47,8 @@ def test_fast_mish_on_a_strided_view() -> None:
 
     base = torch.randn(1, 6, 9, 9, generator=torch.Generator().manual_seed(1)) * 8
     view = base.contiguous(memory_format=torch.channels_last)[:, :, :7, :5]  # Winograd's crop
-    want = torch.nn.functional.mish(view.double())
+    before = view.double()
+    want = torch.nn.functional.mish(before)
     got = _act_inplace(view, "mish")
-    assert got is view and float((view.double() - want).abs().max()) <= 1e-6
+    err = (view.double() - want).abs()
+    assert got is view and (err <= 1.5e-7 * before.abs().clamp(min=1)).all()

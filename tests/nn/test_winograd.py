@@ -71,9 +71,11 @@ def test_choose_tile(channels: int, height: int, batch: int, tile: int | None) -
     assert choose_tile(channels, height, height, batch) == tile
 
 
-def _fused_layer(c: int, h: int, w: int, filters: int, activation: str) -> FusedConvolutional:
+def _fused_layer(
+    c: int, h: int, w: int, filters: int, activation: str, math: str = "double"
+) -> FusedConvolutional:
     gen = torch.Generator().manual_seed(c * 1000 + h * 10 + w)
-    conv = Convolutional((c, h, w), filters, 3, 1, 1, 1, True, activation).eval()
+    conv = Convolutional((c, h, w), filters, 3, 1, 1, 1, True, activation, math=math).eval()
     with torch.no_grad():
         for p in conv.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
@@ -112,6 +114,26 @@ def test_layer_equals_direct_convolution(
             assert torch.equal(layer(x), y)
     # float32 with the 4x4 tile's larger coefficients: a few 1e-6 (direct conv: ~1e-7..1e-6)
     assert err <= 2e-5
+
+
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("activation", ["mish", "leaky", "swish", "normalize_channels"])
+def test_banded_bias_and_activation(
+    activation: str, m: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bias and activation run a band of tile rows at a time (here one row per band, over two
+    images, with a crop); the across-channels ``normalize_channels`` runs on the whole map."""
+    import darkconv.nn.winograd as winograd
+
+    monkeypatch.setattr(winograd, "_BAND", 1)
+    fused = _fused_layer(8, 11, 7, 16, activation, math="float")
+    x = torch.randn(2, 8, 11, 7, generator=torch.Generator().manual_seed(2)) * 4
+    with torch.no_grad():
+        ref = fused.double()(x.double())
+        layer = WinogradConvolutional(fused.float(), m)
+        y = layer(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert ((y.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
 
 
 def test_autograd_gets_the_direct_convolution() -> None:
