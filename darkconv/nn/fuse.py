@@ -109,6 +109,21 @@ def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
     return activate(y, name, math)
 
 
+def _act_into(src: Tensor, out: Tensor, name: str, math: str = "double") -> Tensor:
+    """An elementwise activation of ``src`` (a view of any strides) written into ``out`` (of
+    ``src``'s shape): one pass for leaky and relu, mish's five passes reading ``src`` instead of
+    a copy of it; any other activation on a copy."""
+    if name == "leaky":
+        return torch.ops.aten.leaky_relu.out(src, 0.1, out=out)
+    if name == "relu":
+        return torch.clamp(src, min=0.0, out=out)
+    if name == "mish" and not _capturing():
+        return _mish_into(src, out, torch.empty_like(out))
+    out.copy_(src)
+    done = _act_inplace(out, name, math)
+    return out if done is out else out.copy_(done)
+
+
 #: Where mish's exponent is clamped.  Above 20, ``e^y`` makes the divisor ``1 + e + e^2/2``
 #: ~1e17 and the result is ``y``, as in AlexeyAB's ``softplus_activate`` (``x > 20``: ``x``).
 #: Below -20, ``1 + e^y`` is 1 in float32, so the result is exactly 0.  The clamp also keeps
@@ -141,11 +156,16 @@ def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
     flat = y.permute(0, 2, 3, 1).reshape(-1) if not y.is_contiguous() else y.view(-1)
     h = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
     for v in flat.split(chunk):
-        hv = h if v.numel() == h.numel() else h[: v.numel()]
-        torch.clamp(v, -_MISH_EXP_RANGE, _MISH_EXP_RANGE, out=hv).exp_()
-        torch.addcmul(hv, hv, hv, value=0.5, out=hv)  # h = e + e^2 / 2
-        v.addcdiv_(v, hv.add_(1.0), value=-1.0)  # y - y / (1 + h)
+        _mish_into(v, v, h if v.numel() == h.numel() else h[: v.numel()])
     return y
+
+
+def _mish_into(src: Tensor, out: Tensor, h: Tensor) -> Tensor:
+    """:func:`_mish_inplace`'s formula on one chunk: ``mish(src)`` into ``out`` (``src``'s shape,
+    may be ``src``), with ``h`` a scratch tensor of that shape."""
+    torch.clamp(src, -_MISH_EXP_RANGE, _MISH_EXP_RANGE, out=h).exp_()
+    torch.addcmul(h, h, h, value=0.5, out=h)  # h = e + e^2 / 2
+    return torch.addcdiv(src, src, h.add_(1.0), value=-1.0, out=out)  # y - y / (1 + h)
 
 
 # activations oneDNN applies inside the convolution (a post-op): name -> (attr, scalars)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darkconv.nn.activations import ACROSS_CHANNELS, activate
-from darkconv.nn.fuse import FusedConvolutional, _act_inplace, _compiling
+from darkconv.nn.fuse import FusedConvolutional, _act_inplace, _act_into, _compiling
 
 __all__ = [
     "POINTS",
@@ -161,6 +161,10 @@ class WinogradConvolutional(FusedConvolutional):
         # float64 constants kept off the module's buffers so that ``model.to(dtype)`` leaves them
         at, g, bt = transform_matrices(tile)
         self._coef_at, self._coef_g, self._coef_bt = at.tolist(), g.tolist(), bt.tolist()
+        # the point 1 makes a column of A^T all ones: a value added to the product at (1, 1)
+        # reaches every output of the tile, so the bias rides along the output transform
+        one = next(j for j in range(tile + 2) if bool((at[:, j] == 1).all()))
+        self._bias_at = one * (tile + 2) + one
         self._kron: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
         self._u: Tensor | None = None
         self._u_key: tuple[Any, ...] | None = None
@@ -212,8 +216,9 @@ class WinogradConvolutional(FusedConvolutional):
     def _winograd(self, x: Tensor, u: Tensor, compiling: bool) -> Tensor:
         """The layer's output, channels_last.  The transforms of all tiles and channels are two
         matrix products with the Kronecker-product matrices, the channel sums one ``bmm``.
-        Eagerly the bias-added output is written into a preallocated buffer and activated in
-        place (one copy); ``compiling``: plain ops, which inductor fuses into one loop."""
+        Eagerly the bias is added to the products before the output transform, and the
+        activation writes the tiles into a preallocated channels_last buffer (no separate copy);
+        ``compiling``: plain ops, which inductor fuses into one loop."""
         m, n = self.tile, self.tile + 2
         b, c, h, w = x.shape
         th, tw = -(-h // m), -(-w // m)
@@ -224,30 +229,27 @@ class WinogradConvolutional(FusedConvolutional):
         v = (kb @ d.reshape(n * n, tiles * c)).view(n * n, tiles, c)
         prod = torch.bmm(v, u)  # (n*n, tiles, c_out)
         co = prod.shape[-1]
-        y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
-        y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
         bias = self.conv.bias
         assert bias is not None  # a fused convolution always carries the folded bias
+        if not compiling:
+            prod[self._bias_at].add_(bias)
+        y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
+        y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
         if compiling:
             y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias
             return activate(y, self.activation, self.math).permute(0, 3, 1, 2)
         out = x.new_empty(b * th, m, tw, m, co)
         rows = y.reshape(b * th, m, tw, m, co)  # a view: b and th merge
-        # bias and an elementwise activation a band of tile rows at a time, while the band is in
-        # the cache (the tiles past the edge too: every such Darknet activation is per pixel)
-        banded = self.activation not in ACROSS_CHANNELS
-        band_floats = _BAND * max(1, torch.get_num_threads())
-        step = max(1, band_floats // rows[0].numel()) if banded else b * th
-        for i in range(0, b * th, step):
-            band = out[i : i + step]
-            torch.add(rows[i : i + step], bias, out=band)
-            if banded:
-                done = _act_inplace(band, self.activation, self.math)
-                if done is not band:  # an activation without an in-place form
-                    band.copy_(done)
         full = out.view(b, th * m, tw * m, co).permute(0, 3, 1, 2)
-        if not banded:
+        if self.activation in ACROSS_CHANNELS:
+            out.copy_(rows)
             full = _act_inplace(full, self.activation, self.math)
+        else:  # elementwise: a band of tile rows at a time, read from the transform's output
+            # while it is in the cache (the tiles past the edge too: Darknet's are per pixel)
+            band_floats = _BAND * max(1, torch.get_num_threads())
+            step = max(1, band_floats // rows[0].numel())
+            for i in range(0, b * th, step):
+                _act_into(rows[i : i + step], out[i : i + step], self.activation, self.math)
         # one copy makes the crop channels_last-contiguous, so that the next layer's oneDNN
         # reorder does not work on a strided view
         if (th * m, tw * m) != (h, w):

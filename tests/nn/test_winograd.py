@@ -117,7 +117,9 @@ def test_layer_equals_direct_convolution(
 
 
 @pytest.mark.parametrize("m", TILES)
-@pytest.mark.parametrize("activation", ["mish", "leaky", "swish", "normalize_channels"])
+@pytest.mark.parametrize(
+    "activation", ["mish", "leaky", "relu", "linear", "swish", "normalize_channels"]
+)
 def test_banded_bias_and_activation(
     activation: str, m: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
