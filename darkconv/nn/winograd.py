@@ -123,8 +123,8 @@ def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int |
     return None
 
 
-#: floats per band of :meth:`WinogradConvolutional._winograd`'s bias and activation pass, per
-#: thread (the band stays in the cache between the two).
+#: floats per thread in a band of :meth:`WinogradConvolutional._winograd`'s activation pass
+#: (mish's five passes over a band stay in the cache; the size of ``fuse._MISH_CHUNK``).
 _BAND = 1 << 17
 
 
