@@ -32,7 +32,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darkconv.nn.activations import ACROSS_CHANNELS, activate
-from darkconv.nn.fuse import FusedConvolutional, _act_inplace, _act_into, _compiling
+from darkconv.nn.fuse import (
+    FusedConvolutional,
+    _act_inplace,
+    _act_into,
+    _capturing,
+    _compiling,
+)
 
 __all__ = [
     "POINTS",
@@ -199,7 +205,9 @@ class WinogradConvolutional(FusedConvolutional):
             return super().forward(x)  # an inference path: autograd gets the direct convolution
         compiling = _compiling()
         u = self._weight(x.dtype, compiling)
-        return self._winograd(x, u, compiling)
+        # any graph capture (also jit tracing, ONNX export) takes the plain ops: the eager band
+        # loop's Python range would bake the example's batch into the graph
+        return self._winograd(x, u, compiling, plain=_capturing())
 
     def _kron_matrices(self, x: Tensor, cached: bool) -> tuple[Tensor, Tensor]:
         """``kron(B^T, B^T)`` and ``kron(A^T, A^T)``: both transforms of a flattened tile (cached
@@ -213,16 +221,18 @@ class WinogradConvolutional(FusedConvolutional):
             self._kron[key] = pair
         return pair
 
-    def _winograd(self, x: Tensor, u: Tensor, compiling: bool) -> Tensor:
+    def _winograd(self, x: Tensor, u: Tensor, compiling: bool, plain: bool | None = None) -> Tensor:
         """The layer's output, channels_last.  The transforms of all tiles and channels are two
         matrix products with the Kronecker-product matrices, the channel sums one ``bmm``.
         Eagerly the bias is added to the products before the output transform, and the
         activation writes the tiles into a preallocated channels_last buffer (no separate copy);
-        ``compiling``: plain ops, which inductor fuses into one loop."""
+        ``plain`` (default: ``compiling``): plain ops, which inductor fuses into one loop.
+        ``compiling``: the Kronecker matrices are constants of the graph, not cached."""
         m, n = self.tile, self.tile + 2
         b, c, h, w = x.shape
         th, tw = -(-h // m), -(-w // m)
         tiles = b * th * tw
+        plain = compiling if plain is None else plain
         kb, ka = self._kron_matrices(x, cached=not compiling)
         xp = F.pad(x, (1, tw * m + 1 - w, 1, th * m + 1 - h))
         d = xp.unfold(2, n, m).unfold(3, n, m).permute(4, 5, 0, 2, 3, 1)  # n n b th tw c
@@ -231,13 +241,13 @@ class WinogradConvolutional(FusedConvolutional):
         co = prod.shape[-1]
         bias = self.conv.bias
         assert bias is not None  # a fused convolution always carries the folded bias
-        if not compiling:
+        if not plain:
             prod[self._bias_at].add_(bias)
         y = (ka @ prod.view(n * n, tiles * co)).view(m, m, b, th, tw, co)
         y = y.permute(2, 3, 0, 4, 1, 5)  # b th m tw m co
-        if compiling:
-            y = y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias
-            return activate(y, self.activation, self.math).permute(0, 3, 1, 2)
+        if plain:
+            y = (y.reshape(b, th * m, tw * m, co)[:, :h, :w] + bias).permute(0, 3, 1, 2)
+            return activate(y, self.activation, self.math)  # channels on dim 1, as it expects
         out = x.new_empty(b * th, m, tw, m, co)
         rows = y.reshape(b * th, m, tw, m, co)  # a view: b and th merge
         full = out.view(b, th * m, tw * m, co).permute(0, 3, 1, 2)

@@ -138,6 +138,25 @@ def test_banded_bias_and_activation(
     assert ((y.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
 
 
+@pytest.mark.parametrize("activation", ["mish", "leaky", "normalize_channels"])
+def test_traced_layer_takes_any_batch(activation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under graph capture (here ``torch.jit.trace``, as ``darkconv export model.pt`` does) the
+    layer takes the plain-ops path: the eager band loop would bake the example's batch into the
+    graph, and a traced model then computed garbage for another batch.  ``normalize_channels``
+    works across the channels, which the plain path must hand it on dim 1."""
+    import darkconv.nn.winograd as winograd
+
+    monkeypatch.setattr(winograd, "_BAND", 1)
+    fused = _fused_layer(8, 11, 7, 16, activation, math="float")
+    x = torch.randn(3, 8, 11, 7, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = fused.double()(x.double())
+        layer = WinogradConvolutional(fused.float(), 2)
+        traced = torch.jit.trace(layer, x[:2], check_trace=False)
+        got = traced(x)
+    assert ((got.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
+
+
 def test_autograd_gets_the_direct_convolution() -> None:
     layer = WinogradConvolutional(_fused_layer(16, 8, 8, 8, "leaky"), 2)
     x = torch.randn(1, 16, 8, 8)
