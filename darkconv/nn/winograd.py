@@ -257,7 +257,7 @@ class WinogradConvolutional(FusedConvolutional):
         else:  # elementwise: a band of tile rows at a time, read from the transform's output
             # while it is in the cache (the tiles past the edge too: Darknet's are per pixel)
             band_floats = _BAND * max(1, torch.get_num_threads())
-            step = max(1, band_floats // rows[0].numel())
+            step = max(1, band_floats // rows[0].numel()) if x.is_cpu else b * th  # CPU caches
             for i in range(0, b * th, step):
                 _act_into(rows[i : i + step], out[i : i + step], self.activation, self.math)
         # one copy makes the crop channels_last-contiguous, so that the next layer's oneDNN
