@@ -38,11 +38,10 @@ import copy
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darkconv.nn.activations import activate
 from darkconv.nn.heads import Yolo
+from darkconv.nn.inplace import act_inplace, is_compiling
 from darkconv.nn.modules import (
     BN_EPS as _BN_EPS,
 )
@@ -97,77 +96,6 @@ def fold_bn(
     return w_new.to(weight.dtype), b_new.to(weight.dtype)
 
 
-def _act_inplace(y: Tensor, name: str, math: str = "double") -> Tensor:
-    if name == "linear":
-        return y
-    if name == "leaky":
-        return F.leaky_relu(y, 0.1, inplace=True)
-    if name == "relu":
-        return F.relu(y, inplace=True)
-    if name == "mish" and not _capturing():  # AlexeyAB's mish_activate, within float rounding
-        return _mish_inplace(y)
-    return activate(y, name, math)
-
-
-def _act_into(src: Tensor, out: Tensor, name: str, math: str = "double") -> Tensor:
-    """An elementwise activation of ``src`` (a view of any strides) written into ``out`` (of
-    ``src``'s shape): one pass for leaky and relu, mish's five passes reading ``src`` instead of
-    a copy of it; any other activation on a copy."""
-    if name == "leaky":
-        return torch.ops.aten.leaky_relu.out(src, 0.1, out=out)
-    if name == "relu":
-        return torch.clamp(src, min=0.0, out=out)
-    if name == "mish" and not _capturing():
-        return _mish_into(src, out, torch.empty_like(out))
-    out.copy_(src)
-    done = _act_inplace(out, name, math)
-    return out if done is out else out.copy_(done)
-
-
-#: Where mish's exponent is clamped.  Above 20, ``e^y`` makes the divisor ``1 + e + e^2/2``
-#: ~1e17 and the result is ``y``, as in AlexeyAB's ``softplus_activate`` (``x > 20``: ``x``).
-#: Below -20, ``1 + e^y`` is 1 in float32, so the result is exactly 0.  The clamp also keeps
-#: ATen's vectorized ``exp`` on its fast path: it takes a scalar path, 14x slower, for a whole
-#: vector when one lane is out of its range (``|y| > ~88``).
-_MISH_EXP_RANGE = 20.0
-_MISH_CHUNK = 1 << 17
-
-
-def _mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
-    """``y * tanh(softplus(y))`` in place, computed as ``y - y / (1 + h)`` with
-    ``h = e + e^2/2``, ``e = e^clamp(y, -20, 20)``.  It is the same function:
-    ``tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1) = h / (1 + h)``.
-
-    Five passes, one division, a chunk at a time through one preallocated buffer so that the
-    passes stay in the cache: 5x faster than ``F.mish`` on values of a few units, 28x on
-    random-weight activations (where its ``exp`` leaves the vectorized path).  Error: within 1.2e-7 |y| of the exact value, as AlexeyAB's float32 ``mish_activate``
-    is (1.5e-7 |y|; both lose the low bits of small results for ``-17 < y < -1`` to
-    ``1 + e`` rounding).
-
-    Below ``y = -16.6``, where ``1 + e`` rounds to 1, the result is exactly 0.  Darknet's
-    ``-Ofast`` build (flush-to-zero) gives 0 below ``ln(FLT_MIN)`` and a value below 1e-6 in
-    between; so does OpenCV DNN.  A plain ``y e^y`` would emit denormals near ``y = -90``, which
-    are common with random weights and slow the next convolution several times: yolov4 at 416
-    took 744 ms instead of 524 ms on one core.  ``+inf`` gives NaN, where Darknet gives inf."""
-    if not (y.is_contiguous() or y.is_contiguous(memory_format=torch.channels_last)):
-        return y.copy_(_mish_inplace(y.contiguous(memory_format=torch.channels_last), chunk))
-    if chunk is None:  # floats per thread, measured on yolov4's 72 mish maps (1 and 2 threads)
-        chunk = _MISH_CHUNK * max(1, torch.get_num_threads())
-    flat = y.permute(0, 2, 3, 1).reshape(-1) if not y.is_contiguous() else y.view(-1)
-    h = torch.empty(min(chunk, flat.numel()), dtype=y.dtype, device=y.device)
-    for v in flat.split(chunk):
-        _mish_into(v, v, h if v.numel() == h.numel() else h[: v.numel()])
-    return y
-
-
-def _mish_into(src: Tensor, out: Tensor, h: Tensor) -> Tensor:
-    """:func:`_mish_inplace`'s formula on one chunk: ``mish(src)`` into ``out`` (``src``'s shape,
-    may be ``src``), with ``h`` a scratch tensor of that shape."""
-    torch.clamp(src, -_MISH_EXP_RANGE, _MISH_EXP_RANGE, out=h).exp_()
-    torch.addcmul(h, h, h, value=0.5, out=h)  # h = e + e^2 / 2
-    return torch.addcdiv(src, src, h.add_(1.0), value=-1.0, out=out)  # y - y / (1 + h)
-
-
 # activations oneDNN applies inside the convolution (a post-op): name -> (attr, scalars)
 _ONEDNN_ACT: dict[str, tuple[str, list[float]]] = {
     "linear": ("none", []),
@@ -175,23 +103,6 @@ _ONEDNN_ACT: dict[str, tuple[str, list[float]]] = {
     "relu": ("relu", []),
     "swish": ("swish", []),  # AlexeyAB's swish: x * logistic(x)
 }
-
-
-def _compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and compiler.is_compiling())
-
-
-def _capturing() -> bool:
-    """A graph is being captured (torch.compile, torch.export, ONNX export, jit tracing): the
-    eager-only chunked loops, whose Python ``range`` depends on the tensor's size, would bake
-    the example's batch into the graph."""
-    return bool(
-        _compiling()
-        or torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-    )
 
 
 def _conv_params(layer: Convolutional) -> tuple[Tensor, DarknetBatchNorm | None, Tensor | None]:
@@ -262,7 +173,7 @@ class FusedConvolutional(nn.Module):
             or x.dtype != torch.float32
             or w.dtype != torch.float32
             or (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
-            or _compiling()
+            or is_compiling()
         ):
             return None
         key = (w.data_ptr(), w._version)
@@ -291,9 +202,9 @@ class FusedConvolutional(nn.Module):
             # other activations after the prepacked convolution (not an unpacked conv2d, which
             # re-orders the weight on every call: yolov4's mish layers ran at a third of the speed)
             if post is None:
-                y = _act_inplace(y, self.activation, self.math)
+                y = act_inplace(y, self.activation, self.math)
         else:
-            y = _act_inplace(self.conv(x), self.activation, self.math)
+            y = act_inplace(self.conv(x), self.activation, self.math)
         _, oh, ow = self.conv_shape
         if y.shape[2:] != (oh, ow):  # a dilated conv whose padding disagrees with its out size
             y = y[:, :, :oh, :ow]
@@ -327,7 +238,7 @@ class FusedConnected(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.fc(x.reshape(x.shape[0], self.inputs))
-        return _act_inplace(y, self.activation, self.math)
+        return act_inplace(y, self.activation, self.math)
 
     def extra_repr(self) -> str:
         return f"activation={self.activation}"

@@ -32,13 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darkconv.nn.activations import ACROSS_CHANNELS, activate
-from darkconv.nn.fuse import (
-    FusedConvolutional,
-    _act_inplace,
-    _act_into,
-    _capturing,
-    _compiling,
-)
+from darkconv.nn.fuse import FusedConvolutional
+from darkconv.nn.inplace import act_inplace, act_into, is_capturing, is_compiling
 
 __all__ = [
     "POINTS",
@@ -130,7 +125,7 @@ def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int |
 
 
 #: floats per thread in a band of :meth:`WinogradConvolutional._winograd`'s activation pass
-#: (mish's five passes over a band stay in the cache; the size of ``fuse._MISH_CHUNK``).
+#: (mish's five passes over a band stay in the cache; the size of ``inplace.MISH_CHUNK``).
 _BAND = 1 << 17
 
 
@@ -203,11 +198,11 @@ class WinogradConvolutional(FusedConvolutional):
             torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         ):
             return super().forward(x)  # an inference path: autograd gets the direct convolution
-        compiling = _compiling()
+        compiling = is_compiling()
         u = self._weight(x.dtype, compiling)
         # any graph capture (also jit tracing, ONNX export) takes the plain ops: the eager band
         # loop's Python range would bake the example's batch into the graph
-        return self._winograd(x, u, compiling, plain=_capturing())
+        return self._winograd(x, u, compiling, plain=is_capturing())
 
     def _kron_matrices(self, x: Tensor, cached: bool) -> tuple[Tensor, Tensor]:
         """``kron(B^T, B^T)`` and ``kron(A^T, A^T)``: both transforms of a flattened tile (cached
@@ -253,13 +248,13 @@ class WinogradConvolutional(FusedConvolutional):
         full = out.view(b, th * m, tw * m, co).permute(0, 3, 1, 2)
         if self.activation in ACROSS_CHANNELS:
             out.copy_(rows)
-            full = _act_inplace(full, self.activation, self.math)
+            full = act_inplace(full, self.activation, self.math)
         else:  # elementwise: a band of tile rows at a time, read from the transform's output
             # while it is in the cache (the tiles past the edge too: Darknet's are per pixel)
             band_floats = _BAND * max(1, torch.get_num_threads())
             step = max(1, band_floats // rows[0].numel()) if x.is_cpu else b * th  # CPU caches
             for i in range(0, b * th, step):
-                _act_into(rows[i : i + step], out[i : i + step], self.activation, self.math)
+                act_into(rows[i : i + step], out[i : i + step], self.activation, self.math)
         # one copy makes the crop channels_last-contiguous, so that the next layer's oneDNN
         # reorder does not work on a strided view
         if (th * m, tw * m) != (h, w):
