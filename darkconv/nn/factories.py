@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from darkconv.errors import GraphError, UnsupportedError
-from darkconv.nn import heads, merge, modules, recurrent, spatial, train_mode
+from darkconv.nn import heads, merge, modules, pool, recurrent, spatial, train_mode
 from darkconv.nn.activations import CPU_ZERO
 from darkconv.parse.graph import Layer, Network
 
@@ -200,7 +200,7 @@ def _shortcut_ab(la: Layer, ctx: Ctx) -> nn.Module:
 
 def _maxpool(la: Layer, ctx: Ctx) -> nn.Module:
     o = la.options
-    return spatial.MaxPool(
+    return pool.MaxPool(
         la.input, o["size"], o.get("stride_x", o["stride"]), o["padding"],
         stride_y=o.get("stride_y", o["stride"]),
         out_channels=o["out_channels"] if o.get("maxpool_depth") else None,
@@ -277,14 +277,14 @@ FACTORIES: dict[str, Factory] = {
     "dropout": lambda la, ctx: train_mode.Dropout(_train_float(la, "probability", 0.5)),
     "empty": lambda la, ctx: modules.Identity(),
     "maxpool": _maxpool,
-    "local_avgpool": lambda la, ctx: spatial.LocalAvgPool(
+    "local_avgpool": lambda la, ctx: pool.LocalAvgPool(
         la.input,
         la.options["size"],
         la.options["stride_x"],
         la.options["padding"],
         la.options["stride_y"],
     ),  # fmt: skip
-    "avgpool": lambda la, ctx: spatial.AvgPool(la.input),
+    "avgpool": lambda la, ctx: pool.AvgPool(la.input),
     "route": lambda la, ctx: spatial.Route(
         la.output, la.options.get("groups", 1), la.options.get("group_id", 0)
     ),

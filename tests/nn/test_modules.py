@@ -12,7 +12,7 @@ import torch
 from fixture_util import FIXTURES, fixture_shape, load_layout, load_manifest, rel_err
 from torch import nn
 
-from darkconv.nn import heads, modules, recurrent, spatial
+from darkconv.nn import heads, modules, pool, recurrent, spatial
 
 CASES = sorted(p.name for p in (FIXTURES / "layers").iterdir() if p.is_dir())
 TOL = 1e-5
@@ -64,9 +64,9 @@ def make_module(e: dict[str, Any], folder: Path) -> nn.Module:
     if t == "dropout":
         return modules.Identity()
     if t == "maxpool":
-        return spatial.MaxPool(_chw(e), e["size"], e["stride"], e["padding"])
+        return pool.MaxPool(_chw(e), e["size"], e["stride"], e["padding"])
     if t == "avgpool":
-        return spatial.AvgPool(_chw(e))
+        return pool.AvgPool(_chw(e))
     if t == "route":
         return spatial.Route((e["out_c"], e["out_h"], e["out_w"]))
     if t == "shortcut":
