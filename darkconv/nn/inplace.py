@@ -88,9 +88,9 @@ def mish_inplace(y: Tensor, chunk: int | None = None) -> Tensor:
 
     Five passes, one division, a chunk at a time through one preallocated buffer so that the
     passes stay in the cache: 5x faster than ``F.mish`` on values of a few units, 28x on
-    random-weight activations (where its ``exp`` leaves the vectorized path).  Error: within 1.2e-7 |y| of the exact value, as AlexeyAB's float32 ``mish_activate``
-    is (1.5e-7 |y|; both lose the low bits of small results for ``-17 < y < -1`` to
-    ``1 + e`` rounding).
+    random-weight activations (where its ``exp`` leaves the vectorized path).  Error: within
+    1.2e-7 |y| of the exact value, as AlexeyAB's float32 ``mish_activate`` is (1.5e-7 |y|; both
+    lose the low bits of small results for ``-17 < y < -1`` to ``1 + e`` rounding).
 
     Below ``y = -16.6``, where ``1 + e`` rounds to 1, the result is exactly 0.  Darknet's
     ``-Ofast`` build (flush-to-zero) gives 0 below ``ln(FLT_MIN)`` and a value below 1e-6 in
