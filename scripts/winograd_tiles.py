@@ -7,17 +7,28 @@ With one thread (default) the clock is the thread's CPU time, which other jobs o
 machine barely disturb; with more threads it is wall time.
 
     python scripts/winograd_tiles.py yolov3 darknet53 --size 416 --batch 1
+    python scripts/winograd_tiles.py yolov4 --size 416 --threads 2 --in-forward
+
+``--in-forward`` times every eligible layer inside whole forwards instead (the whole model
+direct, then every layer F(2x2), then F(4x4); each layer's median over ``--reps`` forwards), as
+it runs in a detector: its weights come cold from memory, which a layer timed alone does not
+show.  It ends with the whole forward under ``choose_tile``'s picks and under the per-layer
+fastest ones.
 
 If the fastest column often disagrees with ``choose_tile`` on your machine, adjust its
-thresholds (minimum channels, tiles per product) in darkconv/nn/winograd.py.
+thresholds (minimum channels, tiles per product, ``_F2_FEW_TILES_MAX_U``) in
+darkconv/nn/winograd.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from darkconv.nn.builder import build
 from darkconv.nn.winograd import WinogradConvolutional, choose_tile, eligible
@@ -30,6 +41,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--in-forward", action="store_true", help="time layers inside whole forwards")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.threads == 1 else time.perf_counter
@@ -41,6 +53,9 @@ def main() -> None:
           f"  fastest  choose_tile")  # fmt: skip
     for cfg in args.cfgs:
         model = build(cfg, size=size).fuse()
+        if args.in_forward:
+            _in_forward(cfg, model, args.batch, args.reps, clock)
+            continue
         shapes: dict[tuple[tuple[int, int, int], int], list] = {}
         for layer in model.layers:
             if eligible(layer):
@@ -63,10 +78,69 @@ def main() -> None:
                         best = min(best, clock() - start)
                     times.append(best * 1e3)
             fastest = ["direct", "F2", "F4"][times.index(min(times))]
-            pick = choose_tile(chw[0], chw[1], chw[2], args.batch)
+            pick = choose_tile(chw[0], chw[1], chw[2], args.batch, filters)
             shape = f"{'x'.join(map(str, chw))} -> {filters}"
             print(f"{cfg:<12}{count:>7}  {shape:<24}{times[0]:>8.2f}{times[1]:>8.2f}{times[2]:>8.2f}"
                   f"  {fastest:<7}  {'direct' if pick is None else f'F{pick}'}")  # fmt: skip
+
+
+def _in_forward(
+    cfg: str, model: nn.Module, batch: int, reps: int, clock: Callable[[], float]
+) -> None:
+    slots = [
+        (parent, name, child)
+        for parent in list(model.modules())
+        for name, child in list(parent.named_children())
+        if eligible(child)
+    ]
+    variants = [{None: c, 2: WinogradConvolutional(c, 2), 4: WinogradConvolutional(c, 4)}
+                for _, _, c in slots]  # fmt: skip
+    x = torch.rand(batch, *model.network.input)
+
+    def run(picks: list[int | None]) -> tuple[list[float], float]:
+        """Each slot's median ms inside the forward, and the whole forward's median ms."""
+        for (parent, name, _), var, pick in zip(slots, variants, picks, strict=True):
+            setattr(parent, name, var[pick])
+        start: dict[int, float] = {}
+        laps: list[list[float]] = [[] for _ in slots]
+        hooks = []
+        for i, var in enumerate(variants):
+            mod = var[picks[i]]
+            hooks.append(
+                mod.register_forward_pre_hook(lambda m, a, i=i: start.__setitem__(i, clock()))
+            )
+            hooks.append(mod.register_forward_hook(
+                lambda m, a, y, i=i: laps[i].append(clock() - start[i])))  # fmt: skip
+        whole = []
+        with torch.inference_mode():
+            model(x)
+            for _ in range(reps):
+                t0 = clock()
+                model(x)
+                whole.append(clock() - t0)
+        for hook in hooks:
+            hook.remove()
+        return [statistics.median(lap) * 1e3 for lap in laps], statistics.median(whole) * 1e3
+
+    table = {t: run([t] * len(slots))[0] for t in (None, 2, 4)}
+    chosen = []
+    fastest_picks: list[int | None] = []
+    for i, (_, name, layer) in enumerate(slots):
+        c, h, w = layer.in_shape
+        pick = choose_tile(c, h, w, batch, layer.out_shape[0])
+        times = [table[t][i] for t in (None, 2, 4)]
+        fastest = (None, 2, 4)[times.index(min(times))]
+        chosen.append(pick)
+        fastest_picks.append(fastest)
+        shape = f"{c}x{h}x{w} -> {layer.out_shape[0]}"
+        print(f"{cfg:<12}{'L' + name:>7}  {shape:<24}{times[0]:>8.2f}{times[1]:>8.2f}{times[2]:>8.2f}"
+              f"  {_tile(fastest):<7}  {_tile(pick)}")  # fmt: skip
+    for label, picks in (("choose_tile's picks", chosen), ("fastest per layer", fastest_picks)):
+        print(f"{cfg:<12} whole forward, {label}: {run(picks)[1]:.1f} ms")
+
+
+def _tile(pick: int | None) -> str:
+    return "direct" if pick is None else f"F{pick}"
 
 
 if __name__ == "__main__":

@@ -106,7 +106,17 @@ def transform_matrices(m: int, r: int = 3) -> tuple[Tensor, Tensor, Tensor]:
     return tensor(a).T.contiguous(), tensor(g), tensor(bt)
 
 
-def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int | None:
+#: ``F(2x2, 3x3)`` on fewer than 64 tiles uses each transformed weight only that often; above
+#: this many transformed weights (16 MiB in float32) reading them, cold, costs more than its
+#: 2.25x fewer multiplies save.  Measured in whole forwards at 416 interleaved with OpenCV DNN
+#: (2 threads): yolov4 0.97x, yolov3 0.93x, darknet53 0.96x with its 512 -> 1024 layers at 13x13
+#: direct; a layer timed alone, its weights in the cache, favours F(2x2) instead.
+_F2_FEW_TILES_MAX_U = 4 << 20
+
+
+def choose_tile(
+    channels: int, height: int, width: int, batch: int = 1, filters: int | None = None
+) -> int | None:
     """The output tile ``m`` for a 3x3 stride-1 layer, or None for the direct convolution.
 
     Measured layer by layer on darknet53's shapes (2 AVX2 cores, torch 2.14, compiled and eager,
@@ -114,13 +124,19 @@ def choose_tile(channels: int, height: int, width: int, batch: int = 1) -> int |
     matrix products are big enough to run at full speed, i.e. at least 64 input channels and at
     least ~48 tiles per product; below that (the 32-channel 112x112 layer, the 7x7 layers) the
     transforms or the ``(m+2)^2``-times larger transformed weights cost more than they save.
-    ``F(4, 3)`` is taken when it leaves enough tiles, else ``F(2, 3)``.
+    ``F(4, 3)`` is taken when it leaves enough tiles, else ``F(2, 3)``, except on fewer than 64
+    tiles with more than :data:`_F2_FEW_TILES_MAX_U` transformed weights (``16 * channels *
+    filters``; yolov3's and yolov4's 512 -> 1024 layers at 13x13), measured in whole forwards.
+    ``scripts/winograd_tiles.py`` re-measures both on another machine.
     """
     if channels < 64:
         return None
     for m in (4, 2):
-        if batch * -(-height // m) * -(-width // m) >= 48:
-            return m
+        tiles = batch * -(-height // m) * -(-width // m)
+        if tiles < 48:
+            continue
+        big = filters is not None and (m + 2) ** 2 * channels * filters > _F2_FEW_TILES_MAX_U
+        return None if m == 2 and tiles < 64 and big else m
     return None
 
 
@@ -297,7 +313,7 @@ def winograd_model(model: nn.Module, batch: int = 1, tile: int | None = None) ->
             if not eligible(child):
                 continue
             c, h, w = child.in_shape
-            m = tile or choose_tile(c, h, w, batch)
+            m = tile or choose_tile(c, h, w, batch, child.out_shape[0])
             if m is not None:
                 new = WinogradConvolutional(child, m)
                 new.train(child.training)

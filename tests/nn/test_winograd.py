@@ -71,6 +71,23 @@ def test_choose_tile(channels: int, height: int, batch: int, tile: int | None) -
     assert choose_tile(channels, height, height, batch) == tile
 
 
+@pytest.mark.parametrize(
+    ("channels", "height", "filters", "batch", "tile"),
+    [
+        (512, 13, 512, 1, 2),  # 49 tiles, 16 * 512 * 512 = 4 Mi transformed weights: kept
+        (512, 13, 1024, 1, None),  # 8 Mi transformed weights read for 49 tiles: direct
+        (512, 13, 1024, 2, 2),  # 98 tiles share them
+        (256, 14, 512, 1, 2),  # darknet53 at 224: 2 Mi
+        (512, 19, 1024, 1, 2),  # 100 tiles (yolov3 at 608)
+        (256, 26, 512, 1, 4),  # F(4x4) keeps its 49 tiles whatever the size
+    ],
+)
+def test_choose_tile_weighs_the_transformed_weights(
+    channels: int, height: int, filters: int, batch: int, tile: int | None
+) -> None:
+    assert choose_tile(channels, height, height, batch, filters) == tile
+
+
 def _fused_layer(
     c: int, h: int, w: int, filters: int, activation: str, math: str = "double"
 ) -> FusedConvolutional:
