@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from darkconv.nn.activations import ACROSS_CHANNELS, activate
 from darkconv.nn.fuse import FusedConvolutional
-from darkconv.nn.inplace import act_inplace, act_into, is_capturing, is_compiling
+from darkconv.nn.inplace import act_inplace, act_into, chunk_floats, is_capturing, is_compiling
 
 __all__ = [
     "POINTS",
@@ -138,11 +138,6 @@ def choose_tile(
         big = filters is not None and (m + 2) ** 2 * channels * filters > _F2_FEW_TILES_MAX_U
         return None if m == 2 and tiles < 64 and big else m
     return None
-
-
-#: floats per thread in a band of :meth:`WinogradConvolutional._winograd`'s activation pass
-#: (mish's five passes over a band stay in the cache; the size of ``inplace.MISH_CHUNK``).
-_BAND = 1 << 17
 
 
 class WinogradConvolutional(FusedConvolutional):
@@ -265,10 +260,10 @@ class WinogradConvolutional(FusedConvolutional):
         if self.activation in ACROSS_CHANNELS:
             out.copy_(rows)
             full = act_inplace(full, self.activation, self.math)
-        else:  # elementwise: a band of tile rows at a time, read from the transform's output
-            # while it is in the cache (the tiles past the edge too: Darknet's are per pixel)
-            band_floats = _BAND * max(1, torch.get_num_threads())
-            step = max(1, band_floats // rows[0].numel()) if x.is_cpu else b * th  # CPU caches
+        else:  # elementwise: a band of tile rows (chunk_floats()) at a time, read from the
+            # transform's output while it is in the cache, and mish's five passes over it too
+            # (the tiles past the edge as well: Darknet's activations are per pixel)
+            step = max(1, chunk_floats() // rows[0].numel()) if x.is_cpu else b * th
             for i in range(0, b * th, step):
                 act_into(rows[i : i + step], out[i : i + step], self.activation, self.math)
         # one copy makes the crop channels_last-contiguous, so that the next layer's oneDNN

@@ -142,9 +142,9 @@ def test_banded_bias_and_activation(
 ) -> None:
     """Bias and activation run a band of tile rows at a time (here one row per band, over two
     images, with a crop); the across-channels ``normalize_channels`` runs on the whole map."""
-    import darkconv.nn.winograd as winograd
+    import darkconv.nn.inplace as inplace
 
-    monkeypatch.setattr(winograd, "_BAND", 1)
+    monkeypatch.setattr(inplace, "MISH_CHUNK", 1)
     fused = _fused_layer(8, 11, 7, 16, activation, math="float")
     x = torch.randn(2, 8, 11, 7, generator=torch.Generator().manual_seed(2)) * 4
     with torch.no_grad():
@@ -161,9 +161,9 @@ def test_traced_layer_takes_any_batch(activation: str, monkeypatch: pytest.Monke
     layer takes the plain-ops path: the eager band loop would bake the example's batch into the
     graph, and a traced model then computed garbage for another batch.  ``normalize_channels``
     works across the channels, which the plain path must hand it on dim 1."""
-    import darkconv.nn.winograd as winograd
+    import darkconv.nn.inplace as inplace
 
-    monkeypatch.setattr(winograd, "_BAND", 1)
+    monkeypatch.setattr(inplace, "MISH_CHUNK", 1)
     fused = _fused_layer(8, 11, 7, 16, activation, math="float")
     x = torch.randn(3, 8, 11, 7, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
