@@ -61,15 +61,11 @@ def main() -> None:
             if eligible(layer):
                 key = (layer.in_shape, layer.out_shape[0])
                 shapes.setdefault(key, [layer, 0])[1] += 1
-        for (chw, filters), (layer, count) in shapes.items():
+        for (chw, _), (layer, count) in shapes.items():
             x = torch.rand(args.batch, *chw).contiguous(memory_format=torch.channels_last)
             times = []
             with torch.inference_mode():
-                for mod in (
-                    layer,
-                    WinogradConvolutional(layer, 2),
-                    WinogradConvolutional(layer, 4),
-                ):
+                for mod in _variants(layer).values():
                     mod(x)
                     best = float("inf")
                     for _ in range(args.reps):
@@ -77,11 +73,7 @@ def main() -> None:
                         mod(x)
                         best = min(best, clock() - start)
                     times.append(best * 1e3)
-            fastest = ["direct", "F2", "F4"][times.index(min(times))]
-            pick = choose_tile(chw[0], chw[1], chw[2], args.batch, filters)
-            shape = f"{'x'.join(map(str, chw))} -> {filters}"
-            print(f"{cfg:<12}{count:>7}  {shape:<24}{times[0]:>8.2f}{times[1]:>8.2f}{times[2]:>8.2f}"
-                  f"  {fastest:<7}  {'direct' if pick is None else f'F{pick}'}")  # fmt: skip
+            _row(cfg, str(count), layer, times, args.batch)
 
 
 def _in_forward(
@@ -93,8 +85,7 @@ def _in_forward(
         for name, child in list(parent.named_children())
         if eligible(child)
     ]
-    variants = [{None: c, 2: WinogradConvolutional(c, 2), 4: WinogradConvolutional(c, 4)}
-                for _, _, c in slots]  # fmt: skip
+    variants = [_variants(c) for _, _, c in slots]
     x = torch.rand(batch, *model.network.input)
 
     def run(picks: list[int | None]) -> tuple[list[float], float]:
@@ -122,21 +113,37 @@ def _in_forward(
             hook.remove()
         return [statistics.median(lap) * 1e3 for lap in laps], statistics.median(whole) * 1e3
 
-    table = {t: run([t] * len(slots))[0] for t in (None, 2, 4)}
+    table = {t: run([t] * len(slots))[0] for t in _TILES}
     chosen = []
     fastest_picks: list[int | None] = []
     for i, (_, name, layer) in enumerate(slots):
-        c, h, w = layer.in_shape
-        pick = choose_tile(c, h, w, batch, layer.out_shape[0])
-        times = [table[t][i] for t in (None, 2, 4)]
-        fastest = (None, 2, 4)[times.index(min(times))]
+        fastest, pick = _row(cfg, f"L{name}", layer, [table[t][i] for t in _TILES], batch)
         chosen.append(pick)
         fastest_picks.append(fastest)
-        shape = f"{c}x{h}x{w} -> {layer.out_shape[0]}"
-        print(f"{cfg:<12}{'L' + name:>7}  {shape:<24}{times[0]:>8.2f}{times[1]:>8.2f}{times[2]:>8.2f}"
-              f"  {_tile(fastest):<7}  {_tile(pick)}")  # fmt: skip
     for label, picks in (("choose_tile's picks", chosen), ("fastest per layer", fastest_picks)):
         print(f"{cfg:<12} whole forward, {label}: {run(picks)[1]:.1f} ms")
+
+
+_TILES = (None, 2, 4)  # the direct convolution, F(2x2, 3x3), F(4x4, 3x3)
+
+
+def _variants(layer: nn.Module) -> dict[int | None, nn.Module]:
+    return {t: layer if t is None else WinogradConvolutional(layer, t) for t in _TILES}
+
+
+def _row(
+    cfg: str, label: str, layer: nn.Module, times: list[float], batch: int
+) -> tuple[int | None, int | None]:
+    """Print one layer's times (ms, in ``_TILES`` order); return the fastest variant and
+    ``choose_tile``'s pick."""
+    c, h, w = layer.in_shape
+    filters = layer.out_shape[0]
+    fastest = _TILES[times.index(min(times))]
+    pick = choose_tile(c, h, w, batch, filters)
+    shape = f"{c}x{h}x{w} -> {filters}"
+    print(f"{cfg:<12}{label:>7}  {shape:<24}{times[0]:>8.2f}{times[1]:>8.2f}{times[2]:>8.2f}"
+          f"  {_tile(fastest):<7}  {_tile(pick)}")  # fmt: skip
+    return fastest, pick
 
 
 def _tile(pick: int | None) -> str:

@@ -135,8 +135,9 @@ def choose_tile(
         tiles = batch * -(-height // m) * -(-width // m)
         if tiles < 48:
             continue
-        big = filters is not None and (m + 2) ** 2 * channels * filters > _F2_FEW_TILES_MAX_U
-        return None if m == 2 and tiles < 64 and big else m
+        if m == 2 and tiles < 64 and filters is not None:
+            return None if 16 * channels * filters > _F2_FEW_TILES_MAX_U else 2
+        return m
     return None
 
 
