@@ -48,7 +48,30 @@ def _window_pad(
 _SEPARABLE_FROM = 5
 
 
-class MaxPool(nn.Module):
+class _Windows(nn.Module):
+    """Darknet's pooling windows (maxpool_layer.c; AlexeyAB's local_avgpool copies them):
+    ``size``, ``stride`` (horizontal), ``stride_y`` (default ``stride``) and the TOTAL
+    ``padding``; ``windows_hw`` is how many fit down and across."""
+
+    def __init__(
+        self, in_shape: Shape3, size: int, stride: int, padding: int, stride_y: int | None
+    ) -> None:
+        super().__init__()
+        c, h, w = in_shape
+        sy = stride if stride_y is None else stride_y
+        self.in_shape = (c, h, w)
+        self.size, self.stride, self.stride_y, self.padding = size, stride, sy, padding
+        self.windows_hw = ((h + padding - size) // sy + 1, (w + padding - size) // stride + 1)
+
+    def _pad(self, x: Tensor, value: float) -> Tensor:
+        """``x`` padded with ``value`` so that every window lies inside it."""
+        strides = (self.stride_y, self.stride)
+        return _window_pad(
+            x, self.in_shape[1:], self.windows_hw, self.size, strides, self.padding, value
+        )
+
+
+class MaxPool(_Windows):
     """``[maxpool]`` (maxpool_layer.c).  ``padding`` is the TOTAL padding; output
     ``(w + padding - size)/stride_x + 1``; windows start at ``-padding/2``; cells outside the
     image count as ``-FLT_MAX`` (so an all-padding window outputs -3.4028235e38).  ``stride`` is
@@ -68,16 +91,10 @@ class MaxPool(nn.Module):
         out_channels: int | None = None,
         antialias: tuple[int, int, int, int] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(in_shape, size, stride, padding, stride_y)
         c, h, w = in_shape
-        sy = stride if stride_y is None else stride_y
-        self.in_shape = (c, h, w)
-        self.size, self.stride, self.stride_y, self.padding = size, stride, sy, padding
         self.depth = out_channels
-        if out_channels:
-            self.out_shape: Shape3 = (out_channels, h, w)
-        else:
-            self.out_shape = (c, (h + padding - size) // sy + 1, (w + padding - size) // stride + 1)
+        self.out_shape: Shape3 = (out_channels, h, w) if out_channels else (c, *self.windows_hw)
         self.pool_shape = self.out_shape
         self.blur = Blur(c, antialias) if antialias else None
         if antialias:
@@ -97,7 +114,7 @@ class MaxPool(nn.Module):
             return x.reshape(b, groups, self.depth, h, w).amax(dim=1)
         _, oh, ow = self.pool_shape
         k, strides = self.size, (self.stride_y, self.stride)
-        x = _window_pad(x, self.in_shape[1:], (oh, ow), k, strides, self.padding, -FLT_MAX)
+        x = self._pad(x, -FLT_MAX)
         if k >= _SEPARABLE_FROM and not (torch.is_grad_enabled() and x.requires_grad):
             # the max of a k x k window is the max over its columns' maxima: 2k comparisons
             # instead of k^2, the same values (yolov4's SPP, 13x13 at 13x13: 2.1 -> 0.45 ms);
@@ -110,19 +127,15 @@ class MaxPool(nn.Module):
         return self.blur(y) if self.blur is not None else y
 
 
-class LocalAvgPool(nn.Module):
+class LocalAvgPool(_Windows):
     """``[local_avgpool]`` (AlexeyAB, forward_local_avgpool_layer): maxpool's windows, strides
     and defaults, each output the float average of the window's cells inside the image."""
 
     def __init__(
         self, in_shape: Shape3, size: int, stride: int, padding: int, stride_y: int | None = None
     ) -> None:
-        super().__init__()
-        c, h, w = in_shape
-        sy = stride if stride_y is None else stride_y
-        self.in_shape = (c, h, w)
-        self.size, self.stride, self.stride_y, self.padding = size, stride, sy, padding
-        self.out_shape = (c, (h + padding - size) // sy + 1, (w + padding - size) // stride + 1)
+        super().__init__(in_shape, size, stride, padding, stride_y)
+        self.out_shape = (in_shape[0], *self.windows_hw)
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_chw(x, self.in_shape)
@@ -130,12 +143,9 @@ class LocalAvgPool(nn.Module):
         strides = (self.stride_y, self.stride)
         ones = torch.ones_like(x[:1, :1])
         sums, counts = (
-            F.avg_pool2d(
-                _window_pad(t, self.in_shape[1:], (oh, ow), self.size, strides, self.padding, 0.0),
-                self.size, strides, divisor_override=1,
-            )[:, :, :oh, :ow]
+            F.avg_pool2d(self._pad(t, 0.0), self.size, strides, divisor_override=1)[:, :, :oh, :ow]
             for t in (x, ones)
-        )  # fmt: skip
+        )
         return sums / counts
 
 
