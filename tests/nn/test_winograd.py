@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from fixture_util import FIXTURES
+from fixture_util import FIXTURES, rel_err
 from test_fuse import NETS, _loaded, _worst
 
 from darkconv.nn.builder import build
@@ -133,6 +133,21 @@ def test_layer_equals_direct_convolution(
     assert err <= 2e-5
 
 
+def _banded_case(
+    activation: str, batch: int, seed: int, scale: float, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FusedConvolutional, torch.Tensor, torch.Tensor]:
+    """A float-math fused 8 -> 16 layer on 11x7 maps (a crop for either tile), ``batch`` random
+    images and the float64 direct reference; one tile row per activation band."""
+    import darkconv.nn.inplace as inplace
+
+    monkeypatch.setattr(inplace, "MISH_CHUNK", 1)
+    fused = _fused_layer(8, 11, 7, 16, activation, math="float")
+    x = torch.randn(batch, 8, 11, 7, generator=torch.Generator().manual_seed(seed)) * scale
+    with torch.no_grad():
+        ref = fused.double()(x.double())
+    return fused.float(), x, ref
+
+
 @pytest.mark.parametrize("m", TILES)
 @pytest.mark.parametrize(
     "activation", ["mish", "leaky", "relu", "linear", "swish", "normalize_channels"]
@@ -142,17 +157,11 @@ def test_banded_bias_and_activation(
 ) -> None:
     """Bias and activation run a band of tile rows at a time (here one row per band, over two
     images, with a crop); the across-channels ``normalize_channels`` runs on the whole map."""
-    import darkconv.nn.inplace as inplace
-
-    monkeypatch.setattr(inplace, "MISH_CHUNK", 1)
-    fused = _fused_layer(8, 11, 7, 16, activation, math="float")
-    x = torch.randn(2, 8, 11, 7, generator=torch.Generator().manual_seed(2)) * 4
+    fused, x, ref = _banded_case(activation, 2, 2, 4.0, monkeypatch)
     with torch.no_grad():
-        ref = fused.double()(x.double())
-        layer = WinogradConvolutional(fused.float(), m)
-        y = layer(x)
+        y = WinogradConvolutional(fused, m)(x)
     assert y.is_contiguous(memory_format=torch.channels_last)
-    assert ((y.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
+    assert rel_err(y.numpy(), ref.numpy()) <= 2e-5
 
 
 @pytest.mark.parametrize("activation", ["mish", "leaky", "normalize_channels"])
@@ -161,17 +170,11 @@ def test_traced_layer_takes_any_batch(activation: str, monkeypatch: pytest.Monke
     layer takes the plain-ops path: the eager band loop would bake the example's batch into the
     graph, and a traced model then computed garbage for another batch.  ``normalize_channels``
     works across the channels, which the plain path must hand it on dim 1."""
-    import darkconv.nn.inplace as inplace
-
-    monkeypatch.setattr(inplace, "MISH_CHUNK", 1)
-    fused = _fused_layer(8, 11, 7, 16, activation, math="float")
-    x = torch.randn(3, 8, 11, 7, generator=torch.Generator().manual_seed(3))
+    fused, x, ref = _banded_case(activation, 3, 3, 1.0, monkeypatch)
     with torch.no_grad():
-        ref = fused.double()(x.double())
-        layer = WinogradConvolutional(fused.float(), 2)
-        traced = torch.jit.trace(layer, x[:2], check_trace=False)
+        traced = torch.jit.trace(WinogradConvolutional(fused, 2), x[:2], check_trace=False)
         got = traced(x)
-    assert ((got.double() - ref).abs().max() / ref.abs().max()).item() <= 2e-5
+    assert rel_err(got.numpy(), ref.numpy()) <= 2e-5
 
 
 def test_autograd_gets_the_direct_convolution() -> None:
